@@ -1,0 +1,321 @@
+//! Webhooks (the seeds' "webhook configuration"): the validated configuration an integrator
+//! submits and the stored record.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Errors, ValidationError};
+
+/// Whether a webhook receives notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Enabled,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "enabled" => Some(Self::Enabled),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// The configuration of a webhook, validated. Everything an integrator can set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    pub name: String,
+    pub description: String,
+    pub apply_to_all_descendants: bool,
+    pub url: String,
+    /// Signs every notification; returned in responses (as in the seed).
+    pub secret: String,
+    pub headers: BTreeMap<String, String>,
+    pub triggers: Vec<String>,
+    pub status: Status,
+}
+
+/// A stored webhook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: String,
+    pub workspace_id: String,
+    #[serde(flatten)]
+    pub spec: WebhookSpec,
+    /// Last change, Unix milliseconds (the seed's form).
+    pub updated: i64,
+    /// The integration client that created it: events that client caused are not sent here.
+    #[serde(skip)]
+    pub owner_client_id: Option<String>,
+    #[serde(skip)]
+    pub created_at: i64,
+}
+
+/// A webhook body as sent by the integrator. Every field is optional here so the same type serves
+/// `POST`/`PUT` (where [`WebhookInput::into_spec`] enforces the required ones) and `PATCH`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// The seed's request table spells it `applyToAllDescendents`; both are accepted.
+    #[serde(alias = "applyToAllDescendents")]
+    pub apply_to_all_descendants: Option<bool>,
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub triggers: Option<Vec<String>>,
+    pub status: Option<Status>,
+}
+
+/// Headers a webhook may not set: Tidings owns them (signature, framing).
+const RESERVED_HEADERS: &[&str] = &[
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "te",
+    "upgrade",
+    "trailer",
+    "keep-alive",
+];
+
+/// A note for the caller about an accepted but questionable choice (e.g. plain `http`).
+pub type Warnings = Vec<String>;
+
+impl WebhookInput {
+    /// Builds a full configuration: the seed's required fields must be present; the secret is
+    /// generated when absent. `known_type` tells whether an event type name exists.
+    pub fn into_spec(
+        self,
+        known_type: impl Fn(&str) -> bool,
+    ) -> Result<(WebhookSpec, Warnings), ValidationError> {
+        let mut errors = Errors::default();
+        if self.apply_to_all_descendants.is_none() {
+            errors.push("applyToAllDescendants", "is required (true or false)");
+        }
+        if self.url.is_none() {
+            errors.push("url", "is required");
+        }
+        if self.triggers.is_none() {
+            errors.push("triggers", "is required: a non-empty list of event type names");
+        }
+        if self.status.is_none() {
+            errors.push("status", "is required: enabled or disabled");
+        }
+        let spec = WebhookSpec {
+            name: self.name.unwrap_or_default(),
+            description: self.description.unwrap_or_default(),
+            apply_to_all_descendants: self.apply_to_all_descendants.unwrap_or(false),
+            url: self.url.unwrap_or_default(),
+            secret: self.secret.unwrap_or_else(crate::secret::webhook_secret),
+            headers: self.headers.unwrap_or_default(),
+            triggers: self.triggers.unwrap_or_default(),
+            status: self.status.unwrap_or(Status::Enabled),
+        };
+        let warnings = validate(&spec, &known_type, &mut errors);
+        errors.finish((spec, warnings))
+    }
+
+    /// Applies the fields present to an existing configuration (`PATCH`).
+    pub fn merge_into(
+        self,
+        mut spec: WebhookSpec,
+        known_type: impl Fn(&str) -> bool,
+    ) -> Result<(WebhookSpec, Warnings), ValidationError> {
+        let Self {
+            name,
+            description,
+            apply_to_all_descendants,
+            url,
+            secret,
+            headers,
+            triggers,
+            status,
+        } = self;
+        if let Some(v) = name {
+            spec.name = v;
+        }
+        if let Some(v) = description {
+            spec.description = v;
+        }
+        if let Some(v) = apply_to_all_descendants {
+            spec.apply_to_all_descendants = v;
+        }
+        if let Some(v) = url {
+            spec.url = v;
+        }
+        if let Some(v) = secret {
+            spec.secret = v;
+        }
+        if let Some(v) = headers {
+            spec.headers = v;
+        }
+        if let Some(v) = triggers {
+            spec.triggers = v;
+        }
+        if let Some(v) = status {
+            spec.status = v;
+        }
+        let mut errors = Errors::default();
+        let warnings = validate(&spec, &known_type, &mut errors);
+        errors.finish((spec, warnings))
+    }
+}
+
+fn validate(spec: &WebhookSpec, known_type: &impl Fn(&str) -> bool, errors: &mut Errors) -> Warnings {
+    let mut warnings = Warnings::new();
+    if spec.name.len() > 256 {
+        errors.push("name", "must be at most 256 characters");
+    }
+    if spec.description.len() > 4096 {
+        errors.push("description", "must be at most 4096 characters");
+    }
+    match check_url(&spec.url) {
+        Ok(Some(w)) => warnings.push(w),
+        Ok(None) => {}
+        Err(msg) => errors.push("url", msg),
+    }
+    if spec.secret.is_empty() || spec.secret.len() > 512 {
+        errors.push("secret", "must be 1-512 characters");
+    }
+    if spec.headers.len() > 50 {
+        errors.push("headers", "at most 50 headers");
+    }
+    for (name, value) in &spec.headers {
+        let field = format!("headers.{name}");
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            errors.push(field, "is not a valid HTTP header name");
+        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            errors.push(field, "is set by Tidings and cannot be overridden");
+        } else if value.len() > 8192 || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            errors.push(field, "value must be at most 8192 characters without line breaks");
+        }
+    }
+    if spec.triggers.is_empty() {
+        errors.push("triggers", "must list at least one event type");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, t) in spec.triggers.iter().enumerate() {
+        if !known_type(t) {
+            errors.push(
+                format!("triggers[{i}]"),
+                format!("unknown event type '{t}' (see GET /v1/event-types)"),
+            );
+        } else if !seen.insert(t.as_str()) {
+            errors.push(format!("triggers[{i}]"), format!("'{t}' is listed twice"));
+        }
+    }
+    warnings
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Checks a notification URL: absolute `http`/`https` with a host and no credentials. Returns a
+/// warning for plain `http`.
+pub fn check_url(raw: &str) -> Result<Option<String>, String> {
+    if raw.len() > 2048 {
+        return Err("must be at most 2048 characters".into());
+    }
+    let url = url::Url::parse(raw).map_err(|e| format!("is not an absolute URL ({e})"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {}
+        other => return Err(format!("scheme '{other}' is not allowed; use https (or http)")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials; use headers or authorization instead".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not contain a fragment".into());
+    }
+    Ok((url.scheme() == "http").then(|| {
+        "url uses plain http: notifications and their signatures travel unencrypted; https is recommended".to_string()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(t: &str) -> bool {
+        t == "workspace-created"
+    }
+
+    #[test]
+    fn the_seed_example_is_valid() {
+        let input: WebhookInput = serde_json::from_str(
+            r#"{"name": "Billing webhooks","description": "Used for updating QuickBooks",
+            "applyToAllDescendants": true,"url": "https://www.customer.example/quickbookwebhook",
+            "secret": "supersecuresecret","headers":{"Authorization": "Bearer YOUR_ACCESS_TOKEN",
+            "Content-Type": "application/json"},"triggers": ["workspace-created"],"status": "enabled"}"#,
+        )
+        .unwrap();
+        let (spec, warnings) = input.into_spec(known).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(spec.secret, "supersecuresecret");
+        assert_eq!(spec.headers.len(), 2);
+    }
+
+    #[test]
+    fn missing_required_fields_are_all_named() {
+        let err = WebhookInput::default().into_spec(known).unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"applyToAllDescendants"));
+        assert!(fields.contains(&"url"));
+        assert!(fields.contains(&"triggers"));
+        assert!(fields.contains(&"status"));
+    }
+
+    #[test]
+    fn urls_must_be_absolute_http_without_credentials() {
+        assert!(check_url("ftp://x.example/").is_err());
+        assert!(check_url("/relative").is_err());
+        assert!(check_url("https://user:pw@x.example/").is_err());
+        assert_eq!(check_url("https://x.example/hook"), Ok(None));
+        assert!(check_url("http://x.example/hook").unwrap().is_some());
+    }
+
+    #[test]
+    fn unknown_triggers_and_reserved_headers_are_rejected() {
+        let input = WebhookInput {
+            apply_to_all_descendants: Some(false),
+            url: Some("https://x.example".into()),
+            triggers: Some(vec!["nope".into()]),
+            status: Some(Status::Enabled),
+            headers: Some([("webhook-signature".to_string(), "x".to_string())].into()),
+            ..Default::default()
+        };
+        let err = input.into_spec(known).unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["headers.webhook-signature", "triggers[0]"]);
+    }
+
+    #[test]
+    fn the_misspelled_seed_field_is_accepted() {
+        let input: WebhookInput =
+            serde_json::from_str(r#"{"applyToAllDescendents": true}"#).unwrap();
+        assert_eq!(input.apply_to_all_descendants, Some(true));
+    }
+}
