@@ -1,1 +1,95 @@
-fn main() {}
+//! The `tidings` binary: a thin shell over `tidings-server`. Parses arguments, loads the
+//! configuration, sets up logging and signals, and calls the library.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tidings_server::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tidings",
+    version,
+    about = "Self-hosted webhook platform: signed, retried, durable notifications"
+)]
+struct Cli {
+    /// Configuration file (default: ./tidings.toml when it exists). Environment variables
+    /// (TIDINGS_*) override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API and the delivery worker (migrates the store first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the embedded default configuration (every setting, commented).
+    DefaultConfig,
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::DefaultConfig = cli.command {
+        print!("{}", tidings_server::config::DEFAULT_TOML);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    init_logging(config.log_json);
+    match cli.command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            tidings_server::run(config, listener, shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let store = tidings_server::open_store(&config).await?;
+            tracing::info!(store = store.kind(), "migrations applied");
+            store.close().await;
+            Ok(())
+        }
+        Command::DefaultConfig => Ok(()),
+    }
+}

@@ -163,7 +163,12 @@ pub fn default_event_types() -> Vec<EventType> {
             }),
             Some("/subscriptionType"),
         ),
-        mk("workorder.created", "A work order was created or received.", workorder.clone(), Some("/Status")),
+        mk(
+            "workorder.created",
+            "A work order was created or received.",
+            workorder.clone(),
+            Some("/Status"),
+        ),
         mk(
             "workorder.status-changed",
             "A work order changed status.",
@@ -175,11 +180,36 @@ pub fn default_event_types() -> Vec<EventType> {
             },
             Some("/Status"),
         ),
-        mk("contract.create", "A contract (transaction) was created.", contract("created"), Some("/status")),
-        mk("contract.update", "A contract was updated.", contract("updated"), Some("/status")),
-        mk("contract.send", "A contract email was sent to the recipient client.", contract("sent"), Some("/status")),
-        mk("contract.review", "A contract was reviewed through the checkout.", contract("reviewed"), Some("/status")),
-        mk("contract.expired", "A contract expired.", contract("expired"), Some("/status")),
+        mk(
+            "contract.create",
+            "A contract (transaction) was created.",
+            contract("created"),
+            Some("/status"),
+        ),
+        mk(
+            "contract.update",
+            "A contract was updated.",
+            contract("updated"),
+            Some("/status"),
+        ),
+        mk(
+            "contract.send",
+            "A contract email was sent to the recipient client.",
+            contract("sent"),
+            Some("/status"),
+        ),
+        mk(
+            "contract.review",
+            "A contract was reviewed through the checkout.",
+            contract("reviewed"),
+            Some("/status"),
+        ),
+        mk(
+            "contract.expired",
+            "A contract expired.",
+            contract("expired"),
+            Some("/status"),
+        ),
     ]
 }
 
@@ -201,7 +231,10 @@ mod tests {
             r#"{"type":"t","workspaceId":"w","data":{},"occurredAt":"2021-07-30T18:40:00Z"}"#,
         )
         .unwrap();
-        assert_eq!(input.into_event("e".into(), 1).unwrap().occurred_at, 1_627_670_400_000);
+        assert_eq!(
+            input.into_event("e".into(), 1).unwrap().occurred_at,
+            1_627_670_400_000
+        );
     }
 
     #[test]

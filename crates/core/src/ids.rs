@@ -1,5 +1,7 @@
 //! Identifier generation. Ids sort by creation time where the API paginates by them.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use rand::Rng;
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -7,8 +9,16 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 /// A webhook id in the seed's form: 24 lowercase hex characters (6 bytes of creation time in
 /// milliseconds, then 6 random bytes), so ids sort by creation time.
 pub fn webhook_id(now_ms: i64) -> String {
+    // Within one process ids strictly increase even when several are made in one millisecond.
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let prev = LAST.fetch_max(now_ms, Ordering::Relaxed);
+    let ms = if prev >= now_ms {
+        LAST.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        now_ms
+    };
     let mut bytes = [0u8; 12];
-    bytes[..6].copy_from_slice(&now_ms.to_be_bytes()[2..]);
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     rand::rng().fill(&mut bytes[6..]);
     hex::encode(bytes)
 }
@@ -55,7 +65,9 @@ mod tests {
     fn webhook_ids_are_24_hex_and_sort_by_time() {
         let a = webhook_id(1_700_000_000_000);
         let b = webhook_id(1_700_000_000_001);
+        let c = webhook_id(1_700_000_000_001);
         assert_eq!(a.len(), 24);
+        assert!(b < c, "same millisecond still sorts");
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(a < b);
     }

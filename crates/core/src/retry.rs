@@ -17,10 +17,20 @@ impl Default for RetrySchedule {
         let m = 60;
         let h = 3600;
         Self {
-            delays: [5, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 14 * h, 20 * h, 24 * h]
-                .into_iter()
-                .map(Duration::from_secs)
-                .collect(),
+            delays: [
+                5,
+                5 * m,
+                30 * m,
+                2 * h,
+                5 * h,
+                10 * h,
+                14 * h,
+                20 * h,
+                24 * h,
+            ]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect(),
             jitter: 0.2,
         }
     }

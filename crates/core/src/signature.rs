@@ -66,8 +66,14 @@ mod tests {
 
     #[test]
     fn secrets_without_prefix_are_raw_bytes() {
-        assert_eq!(secret_key("supersecuresecret"), b"supersecuresecret".to_vec());
-        assert_eq!(secret_key("whsec_!!notbase64"), b"whsec_!!notbase64".to_vec());
+        assert_eq!(
+            secret_key("supersecuresecret"),
+            b"supersecuresecret".to_vec()
+        );
+        assert_eq!(
+            secret_key("whsec_!!notbase64"),
+            b"whsec_!!notbase64".to_vec()
+        );
     }
 
     #[test]

@@ -114,7 +114,10 @@ impl WebhookInput {
             errors.push("url", "is required");
         }
         if self.triggers.is_none() {
-            errors.push("triggers", "is required: a non-empty list of event type names");
+            errors.push(
+                "triggers",
+                "is required: a non-empty list of event type names",
+            );
         }
         if self.status.is_none() {
             errors.push("status", "is required: enabled or disabled");
@@ -179,7 +182,11 @@ impl WebhookInput {
     }
 }
 
-fn validate(spec: &WebhookSpec, known_type: &impl Fn(&str) -> bool, errors: &mut Errors) -> Warnings {
+fn validate(
+    spec: &WebhookSpec,
+    known_type: &impl Fn(&str) -> bool,
+    errors: &mut Errors,
+) -> Warnings {
     let mut warnings = Warnings::new();
     if spec.name.len() > 256 {
         errors.push("name", "must be at most 256 characters");
@@ -205,7 +212,10 @@ fn validate(spec: &WebhookSpec, known_type: &impl Fn(&str) -> bool, errors: &mut
         } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             errors.push(field, "is set by Tidings and cannot be overridden");
         } else if value.len() > 8192 || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            errors.push(field, "value must be at most 8192 characters without line breaks");
+            errors.push(
+                field,
+                "value must be at most 8192 characters without line breaks",
+            );
         }
     }
     if spec.triggers.is_empty() {
@@ -239,7 +249,11 @@ pub fn check_url(raw: &str) -> Result<Option<String>, String> {
     match url.scheme() {
         "https" => {}
         "http" => {}
-        other => return Err(format!("scheme '{other}' is not allowed; use https (or http)")),
+        other => {
+            return Err(format!(
+                "scheme '{other}' is not allowed; use https (or http)"
+            ));
+        }
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("has no host".into());

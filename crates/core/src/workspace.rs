@@ -108,16 +108,20 @@ impl WorkspaceInput {
     ) -> Result<Workspace, ValidationError> {
         let mut errors = Errors::default();
         if !valid_id(&id) {
-            errors.push("id", "must be 1-128 characters of letters, digits, '.', '_' or '-'");
+            errors.push(
+                "id",
+                "must be 1-128 characters of letters, digits, '.', '_' or '-'",
+            );
         }
         if self.name.trim().is_empty() || self.name.len() > 256 {
             errors.push("name", "must be 1-256 characters");
         }
         let kind = self.kind.unwrap_or_default();
         match (kind, &self.parent_id) {
-            (WorkspaceType::Child, None) => {
-                errors.push("parentId", "a child workspace needs the id of its channel parent")
-            }
+            (WorkspaceType::Child, None) => errors.push(
+                "parentId",
+                "a child workspace needs the id of its channel parent",
+            ),
             (WorkspaceType::Regular | WorkspaceType::Channel, Some(_)) => {
                 errors.push("parentId", "only a workspace of type child has a parent")
             }

@@ -1,1 +1,294 @@
-//! placeholder
+//! Tidings storage: the only crate that speaks SQL.
+//!
+//! Two backends behind one [`Store`]: an embedded SQLite database (the default, in the data
+//! directory, WAL, fsync on commit) and PostgreSQL (`TIDINGS_DATABASE_URL`). The SQL is written
+//! once, in `queries.rs`, and compiled for each backend (`include!` with a `Db` alias), so the two
+//! cannot drift apart; the few dialect differences are constants of each backend module.
+//!
+//! The store also holds the durable delivery queue: deliveries are claimed with a lease
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several nodes can share one database), and
+//! [`publisher::Publisher`] batches publishes into group commits.
+#![forbid(unsafe_code)]
+
+pub mod publisher;
+mod records;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use records::*;
+use tidings_core::event::{Event, EventType, Sender};
+use tidings_core::webhook::{Webhook, WebhookSpec};
+use tidings_core::workspace::{Unit, Workspace, WorkspaceType};
+
+/// A storage failure. Callers map `NotFound`/`Conflict` to 404/409 and the rest to 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("data directory: {0}")]
+    DataDir(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded store in this directory (created if missing).
+    Sqlite { data_dir: PathBuf },
+    /// A PostgreSQL URL (`postgres://…`); credentials in it are never logged.
+    Postgres { url: String, max_connections: u32 },
+}
+
+/// The store: one of the two backends. Cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqlStore),
+    Postgres(postgres::SqlStore),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database. Does not migrate: call [`Store::migrate`].
+    pub async fn open(backend: &Backend) -> Result<Self> {
+        match backend {
+            Backend::Sqlite { data_dir } => Ok(Self::Sqlite(sqlite::open(data_dir).await?)),
+            Backend::Postgres {
+                url,
+                max_connections,
+            } => Ok(Self::Postgres(postgres::open(url, *max_connections).await?)),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether only one process can use this store (SQLite: the data directory is locked).
+    pub fn is_single_node(&self) -> bool {
+        matches!(self, Self::Sqlite(_))
+    }
+
+    /// Closes the connection pools (and releases the data directory lock).
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Generates `Store` methods that forward to the backend.
+macro_rules! forward {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        Self::Sqlite(s) => s.$name($($arg),*).await,
+                        Self::Postgres(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    /// Applies pending migrations.
+    fn migrate(&self) -> Result<()>;
+    /// A trivial query: is the database reachable?
+    fn ping(&self) -> Result<()>;
+    fn setting_get(&self, key: &str) -> Result<Option<String>>;
+    /// Inserts unless the key exists; returns whether it inserted.
+    fn setting_insert_if_absent(&self, key: &str, value: &str) -> Result<bool>;
+    fn signing_keys(&self) -> Result<Vec<SigningKey>>;
+    /// Inserts unless a key with that kid exists.
+    fn insert_signing_key(&self, key: &SigningKey) -> Result<()>;
+
+    /// Fails with `Conflict` when the id is taken.
+    fn workspace_create(&self, ws: &Workspace) -> Result<()>;
+    fn workspace_get(&self, id: &str) -> Result<Option<Workspace>>;
+    fn workspace_list(&self, cursor: Option<&str>, limit: i64) -> Result<Page<Workspace>>;
+    /// Replaces everything but id and createdAt; `NotFound` when absent.
+    fn workspace_update(&self, ws: &Workspace) -> Result<()>;
+    /// Deletes a workspace with its clients and webhooks and cancels their pending deliveries.
+    /// `Conflict` while it has children; `NotFound` when absent.
+    fn workspace_delete(&self, id: &str, now: i64) -> Result<()>;
+    /// The workspace and its ancestors, nearest first; empty when it does not exist.
+    fn workspace_chain(&self, id: &str) -> Result<Vec<Workspace>>;
+
+    fn client_create(&self, client: &Client) -> Result<()>;
+    fn client_get(&self, client_id: &str) -> Result<Option<Client>>;
+    fn client_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Client>>;
+    /// Stores a new secret hash and bumps the generation; `NotFound` when absent.
+    fn client_regenerate(&self, workspace_id: &str, client_id: &str, secret_hash: &str, now: i64) -> Result<Client>;
+    fn client_delete(&self, workspace_id: &str, client_id: &str) -> Result<()>;
+
+    /// Inserts the built-in event types that do not exist yet.
+    fn event_types_seed(&self, types: &[EventType], now: i64) -> Result<()>;
+    fn event_type_list(&self) -> Result<Vec<EventType>>;
+
+    fn webhook_create(&self, webhook: &Webhook) -> Result<()>;
+    fn webhook_get(&self, workspace_id: &str, id: &str) -> Result<Option<Webhook>>;
+    fn webhook_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Webhook>>;
+    fn webhook_count(&self, workspace_id: &str) -> Result<i64>;
+    /// Replaces the configuration; `NotFound` when absent.
+    fn webhook_update(&self, webhook: &Webhook) -> Result<()>;
+    /// Deletes and cancels pending deliveries; `NotFound` when absent.
+    fn webhook_delete(&self, workspace_id: &str, id: &str, now: i64) -> Result<()>;
+
+    /// Makes events and their deliveries durable in one transaction (one commit for the batch).
+    fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>>;
+    /// Claims up to `limit` due deliveries for `owner` until `lease_until`.
+    fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Job>>;
+    /// Records attempts and moves deliveries on, in one transaction.
+    fn complete(&self, owner: &str, now: i64, completions: &[Completion]) -> Result<()>;
+    /// Makes every leased delivery due now (single-node stores at start-up: no other process
+    /// can hold a lease). Returns how many were released.
+    fn release_all_leases(&self, now: i64) -> Result<u64>;
+    /// Pending deliveries (due or not); for readiness output and tests.
+    fn pending_count(&self) -> Result<i64>;
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(what.to_string())
+        }
+        _ => StoreError::Db(e),
+    }
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub mod sqlite {
+    //! The embedded backend: one SQLite file in the data directory, WAL, `synchronous=FULL`
+    //! (a commit is on disk before it returns), a single writer connection and a read pool.
+    use super::*;
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+
+    type Db = sqlx::Sqlite;
+    const SKIP_LOCKED: &str = "";
+    static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+    /// The SQLite store. `write` has one connection (SQLite has one writer anyway; a single
+    /// connection avoids busy retries), `read` several.
+    #[derive(Clone)]
+    pub struct SqlStore {
+        write: sqlx::Pool<Db>,
+        read: sqlx::Pool<Db>,
+        /// Held open with an exclusive lock: one process per data directory.
+        _lock: std::sync::Arc<std::fs::File>,
+    }
+
+    pub(super) async fn open(data_dir: &std::path::Path) -> Result<SqlStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::DataDir(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let lock_path = data_dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                StoreError::DataDir(format!("cannot open {}: {e}", lock_path.display()))
+            })?;
+        lock.try_lock().map_err(|_| {
+            StoreError::DataDir(format!(
+                "{} is in use by another tidings process (the embedded store allows one; use PostgreSQL for several nodes)",
+                data_dir.display()
+            ))
+        })?;
+        let opts = SqliteConnectOptions::new()
+            .filename(data_dir.join("tidings.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", "-32000")
+            .pragma("temp_store", "memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqlStore {
+            write,
+            read,
+            _lock: std::sync::Arc::new(lock),
+        })
+    }
+
+    include!("queries.rs");
+}
+
+pub mod postgres {
+    //! The PostgreSQL backend: one pool; several nodes may share the database.
+    use super::*;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use std::str::FromStr;
+
+    type Db = sqlx::Postgres;
+    const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
+    static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+    #[derive(Clone)]
+    pub struct SqlStore {
+        write: sqlx::Pool<Db>,
+        read: sqlx::Pool<Db>,
+    }
+
+    pub(super) async fn open(url: &str, max_connections: u32) -> Result<SqlStore> {
+        let opts = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(opts)
+            .await?;
+        Ok(SqlStore {
+            write: pool.clone(),
+            read: pool,
+        })
+    }
+
+    include!("queries.rs");
+}

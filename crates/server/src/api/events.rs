@@ -1,0 +1,162 @@
+//! Operator API: publishing events (`POST /v1/events`, `POST /v1/events/batch`).
+//! A 202 is answered only after the event and its deliveries are committed (group commit).
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidings_core::event::EventInput;
+use tidings_core::ids;
+use tidings_store::publisher::PublishError;
+use tidings_store::{PublishOutcome, PublishRequest};
+
+use crate::auth::extract::Operator;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+/// Most events in one `/v1/events/batch` body.
+pub const MAX_BATCH: usize = 1000;
+
+/// Validates one event and resolves what fan-out needs: the workspace chain of workspaces whose
+/// plan and switch allow integration (the event's own first, then its ancestors).
+async fn prepare(
+    state: &AppState,
+    input: EventInput,
+    types: &HashSet<String>,
+    prefix: &str,
+) -> ApiResult<PublishRequest> {
+    let event = input
+        .into_event(ids::event_id(), state.clock.now_ms())
+        .map_err(|mut e| {
+            for f in &mut e.0 {
+                f.field = format!("{prefix}{}", f.field);
+            }
+            ApiError::from(e)
+        })?;
+    if !types.contains(&event.kind) {
+        return Err(ApiError::invalid_field(
+            &format!("{prefix}type"),
+            format!(
+                "unknown event type '{}'; the operator defines types at /v1/admin/event-types",
+                event.kind
+            ),
+        ));
+    }
+    let chain = state.store.workspace_chain(&event.workspace_id).await?;
+    if chain.is_empty() {
+        return Err(ApiError::invalid_field(
+            &format!("{prefix}workspaceId"),
+            format!("no workspace '{}'", event.workspace_id),
+        ));
+    }
+    // A webhook receives events only while its own workspace may integrate.
+    let workspace_chain: Vec<String> = chain
+        .iter()
+        .filter(|w| {
+            w.integration_enabled && state.config.plan(&w.plan).is_some_and(|p| p.integration)
+        })
+        .map(|w| w.id.clone())
+        .collect();
+    Ok(PublishRequest {
+        deliver: !workspace_chain.is_empty(),
+        workspace_chain,
+        event,
+    })
+}
+
+async fn event_types(state: &AppState) -> ApiResult<HashSet<String>> {
+    Ok(state
+        .store
+        .event_type_list()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect())
+}
+
+fn outcome_json(o: &PublishOutcome) -> Value {
+    json!({"id": o.id, "deliveries": o.deliveries, "suppressed": o.suppressed, "duplicate": o.duplicate})
+}
+
+fn publish_error(e: PublishError) -> ApiError {
+    match e {
+        PublishError::Store(e) => {
+            tracing::error!(error = ?e, "publish failed");
+            ApiError::unavailable("the event could not be stored; nothing was accepted, retry")
+        }
+        PublishError::Closed => ApiError::unavailable("the server is shutting down; retry"),
+    }
+}
+
+/// The `Idempotency-Key` header, when sent.
+fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::invalid_field("Idempotency-Key", "must be visible ASCII"))
+        })
+        .transpose()
+}
+
+async fn publish(
+    _: Operator,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(mut input): JsonBody<EventInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if let Some(key) = idempotency_header(&headers)? {
+        input.idempotency_key = Some(key);
+    }
+    let types = event_types(&state).await?;
+    let req = prepare(&state, input, &types, "").await?;
+    let outcome = state
+        .publisher
+        .publish(vec![req])
+        .await
+        .map_err(publish_error)?;
+    let o = outcome
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::unavailable("no outcome"))?;
+    Ok((StatusCode::ACCEPTED, Json(outcome_json(&o))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    events: Vec<EventInput>,
+}
+
+async fn publish_batch(
+    _: Operator,
+    State(state): State<AppState>,
+    JsonBody(batch): JsonBody<Batch>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            "events",
+            format!("must hold 1 to {MAX_BATCH} events"),
+        ));
+    }
+    let types = event_types(&state).await?;
+    let mut reqs = Vec::with_capacity(batch.events.len());
+    for (i, input) in batch.events.into_iter().enumerate() {
+        reqs.push(prepare(&state, input, &types, &format!("events[{i}].")).await?);
+    }
+    let outcomes = state.publisher.publish(reqs).await.map_err(publish_error)?;
+    let data: Vec<Value> = outcomes.iter().map(outcome_json).collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({"data": data}))))
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/events", post(publish))
+        .route("/v1/events/batch", post(publish_batch))
+}

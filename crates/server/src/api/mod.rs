@@ -1,0 +1,86 @@
+//! The HTTP API: one module per resource, each with its own `router()`, merged here with the
+//! layers every request passes (request id, tracing, body limit, panic guard).
+
+mod clients;
+mod event_types;
+mod events;
+mod health;
+mod keys;
+mod oauth;
+mod webhooks;
+mod workspaces;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids for requests that came without one: UUIDv7.
+#[derive(Clone, Copy, Debug)]
+struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&tidings_core::ids::request_id())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(&format!("route {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; it was logged",
+    )
+    .into_response()
+}
+
+/// The whole API with its layers.
+pub fn router(state: AppState) -> axum::Router {
+    let body_limit = state.config.max_body_bytes;
+    axum::Router::new()
+        .merge(health::router())
+        .merge(keys::router())
+        .merge(oauth::router())
+        .merge(workspaces::router())
+        .merge(clients::router())
+        .merge(events::router())
+        .merge(event_types::router())
+        .merge(webhooks::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeId))
+}

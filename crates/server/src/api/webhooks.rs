@@ -1,0 +1,171 @@
+//! Integrator API: webhook configurations (`/v1/settings/webhooks`), with the seed's fields
+//! and paths. Every request acts on the workspace in the `Workspace` header.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tidings_core::ids;
+use tidings_core::webhook::{Warnings, Webhook, WebhookInput};
+use tidings_store::StoreError;
+
+use crate::auth::extract::Integrator;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Pagination};
+use crate::state::AppState;
+
+fn view(w: &Webhook, warnings: &Warnings) -> Value {
+    let mut v = json!(w);
+    if !warnings.is_empty() {
+        v["warnings"] = json!(warnings);
+    }
+    v
+}
+
+async fn known_types(state: &AppState) -> ApiResult<HashSet<String>> {
+    Ok(state
+        .store
+        .event_type_list()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect())
+}
+
+async fn load(state: &AppState, who: &Integrator, id: &str) -> ApiResult<Webhook> {
+    state
+        .store
+        .webhook_get(&who.workspace.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// The next `updated` value: now, but always later than the previous one.
+fn bump(state: &AppState, previous: i64) -> i64 {
+    state.clock.now_ms().max(previous + 1)
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("webhook"),
+        e => e.into(),
+    }
+}
+
+async fn create(
+    who: Integrator,
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<WebhookInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let types = known_types(&state).await?;
+    let (spec, warnings) = input.into_spec(|t| types.contains(t))?;
+    let max = state
+        .config
+        .plan(&who.workspace.plan)
+        .map_or(0, |p| p.max_webhooks);
+    if state.store.webhook_count(&who.workspace.id).await? >= max {
+        return Err(ApiError::forbidden(
+            "plan_upgrade_required",
+            format!(
+                "the plan '{}' allows {max} webhooks per workspace; delete one or upgrade the plan",
+                who.workspace.plan
+            ),
+        ));
+    }
+    let now = state.clock.now_ms();
+    let webhook = Webhook {
+        id: ids::webhook_id(now),
+        workspace_id: who.workspace.id.clone(),
+        spec,
+        updated: now,
+        owner_client_id: Some(who.claims.client_id.clone()),
+        created_at: now,
+    };
+    state.store.webhook_create(&webhook).await?;
+    tracing::info!(workspace = %webhook.workspace_id, webhook = %webhook.id, "webhook created");
+    Ok((StatusCode::CREATED, Json(view(&webhook, &warnings))))
+}
+
+async fn list(
+    who: Integrator,
+    State(state): State<AppState>,
+    page: Pagination,
+) -> ApiResult<Json<Value>> {
+    let page = state
+        .store
+        .webhook_list(&who.workspace.id, page.cursor.as_deref(), page.limit)
+        .await?;
+    let data: Vec<Value> = page.items.iter().map(|w| view(w, &Vec::new())).collect();
+    Ok(Json(json!({"data": data, "nextCursor": page.next_cursor})))
+}
+
+async fn get_one(
+    who: Integrator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let w = load(&state, &who, &id).await?;
+    Ok(Json(view(&w, &Vec::new())))
+}
+
+/// `PUT`: replaces the configuration; the required fields of `POST` are required here too. An
+/// omitted `secret` keeps the current one.
+async fn replace(
+    who: Integrator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(mut input): JsonBody<WebhookInput>,
+) -> ApiResult<Json<Value>> {
+    let mut w = load(&state, &who, &id).await?;
+    let types = known_types(&state).await?;
+    if input.secret.is_none() {
+        input.secret = Some(w.spec.secret.clone());
+    }
+    let (spec, warnings) = input.into_spec(|t| types.contains(t))?;
+    w.spec = spec;
+    w.updated = bump(&state, w.updated);
+    state.store.webhook_update(&w).await.map_err(not_found)?;
+    Ok(Json(view(&w, &warnings)))
+}
+
+/// `PATCH`: changes only the fields sent.
+async fn patch(
+    who: Integrator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<WebhookInput>,
+) -> ApiResult<Json<Value>> {
+    let mut w = load(&state, &who, &id).await?;
+    let types = known_types(&state).await?;
+    let (spec, warnings) = input.merge_into(w.spec.clone(), |t| types.contains(t))?;
+    w.spec = spec;
+    w.updated = bump(&state, w.updated);
+    state.store.webhook_update(&w).await.map_err(not_found)?;
+    Ok(Json(view(&w, &warnings)))
+}
+
+async fn delete(
+    who: Integrator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .webhook_delete(&who.workspace.id, &id, state.clock.now_ms())
+        .await
+        .map_err(not_found)?;
+    tracing::info!(workspace = %who.workspace.id, webhook = %id, "webhook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/settings/webhooks", get(list).post(create))
+        .route(
+            "/v1/settings/webhooks/{id}",
+            get(get_one).put(replace).patch(patch).delete(delete),
+        )
+}

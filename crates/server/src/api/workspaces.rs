@@ -1,0 +1,193 @@
+//! Operator API: workspaces (`/v1/admin/workspaces`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tidings_core::workspace::{Workspace, WorkspaceInput, WorkspaceType};
+
+use crate::auth::extract::Operator;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Pagination};
+use crate::state::AppState;
+
+/// A workspace as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceView<'a> {
+    #[serde(flatten)]
+    ws: &'a Workspace,
+    created_at: String,
+}
+
+pub fn view(ws: &Workspace) -> Value {
+    json!(WorkspaceView {
+        ws,
+        created_at: tidings_core::rfc3339(ws.created_at)
+    })
+}
+
+/// Checks what needs the store or the configuration: the plan exists, the parent is a channel.
+async fn check_references(state: &AppState, ws: &Workspace) -> ApiResult<()> {
+    if state.config.plan(&ws.plan).is_none() {
+        let names: Vec<_> = state.config.plans.keys().map(String::as_str).collect();
+        return Err(ApiError::invalid_field(
+            "plan",
+            format!(
+                "unknown plan '{}'; configured: {}",
+                ws.plan,
+                names.join(", ")
+            ),
+        ));
+    }
+    if let Some(parent_id) = &ws.parent_id {
+        if parent_id == &ws.id {
+            return Err(ApiError::invalid_field(
+                "parentId",
+                "a workspace cannot be its own parent",
+            ));
+        }
+        match state.store.workspace_get(parent_id).await? {
+            Some(p) if p.kind == WorkspaceType::Channel => {}
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "parentId",
+                    format!("'{parent_id}' is not a channel workspace"),
+                ));
+            }
+            None => {
+                return Err(ApiError::invalid_field(
+                    "parentId",
+                    format!("no workspace '{parent_id}'"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create(
+    _: Operator,
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<WorkspaceInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = input
+        .id
+        .clone()
+        .ok_or_else(|| ApiError::invalid_field("id", "is required"))?;
+    let ws = input.into_workspace(id, &state.config.default_plan, state.clock.now_ms())?;
+    check_references(&state, &ws).await?;
+    state.store.workspace_create(&ws).await?;
+    tracing::info!(workspace = %ws.id, "workspace created");
+    Ok((StatusCode::CREATED, Json(view(&ws))))
+}
+
+async fn list(
+    _: Operator,
+    State(state): State<AppState>,
+    page: Pagination,
+) -> ApiResult<Json<Value>> {
+    let page = state
+        .store
+        .workspace_list(page.cursor.as_deref(), page.limit)
+        .await?;
+    let data: Vec<Value> = page.items.iter().map(view).collect();
+    Ok(Json(json!({"data": data, "nextCursor": page.next_cursor})))
+}
+
+async fn get_one(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ws = state
+        .store
+        .workspace_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    Ok(Json(view(&ws)))
+}
+
+/// `PUT` replaces the workspace (omitted optional fields take their defaults); `PATCH` changes
+/// only the fields sent.
+async fn replace(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<WorkspaceInput>,
+) -> ApiResult<Json<Value>> {
+    let existing = state
+        .store
+        .workspace_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    save(&state, existing, input).await
+}
+
+async fn patch(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let existing = state
+        .store
+        .workspace_get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    let Value::Object(patch) = patch else {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    };
+    // Merge onto the current representation, then validate the result as a whole.
+    let mut merged = serde_json::to_value(&existing).unwrap_or_default();
+    if let Value::Object(m) = &mut merged {
+        m.extend(patch);
+    }
+    let input: WorkspaceInput = crate::extract::parse_json(merged.to_string().as_bytes())?;
+    save(&state, existing, input).await
+}
+
+async fn save(
+    state: &AppState,
+    existing: Workspace,
+    input: WorkspaceInput,
+) -> ApiResult<Json<Value>> {
+    if input.id.as_ref().is_some_and(|i| i != &existing.id) {
+        return Err(ApiError::invalid_field("id", "cannot be changed"));
+    }
+    let ws = input.into_workspace(
+        existing.id.clone(),
+        &state.config.default_plan,
+        existing.created_at,
+    )?;
+    check_references(state, &ws).await?;
+    state.store.workspace_update(&ws).await?;
+    Ok(Json(view(&ws)))
+}
+
+async fn delete(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .workspace_delete(&id, state.clock.now_ms())
+        .await
+        .map_err(|e| match e {
+            tidings_store::StoreError::NotFound => ApiError::not_found("workspace"),
+            e => e.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/admin/workspaces", get(list).post(create))
+        .route(
+            "/v1/admin/workspaces/{id}",
+            get(get_one).put(replace).patch(patch).delete(delete),
+        )
+}

@@ -1,0 +1,113 @@
+//! The API error: one type, mapped to the SPEC §8 body
+//! `{"error": {"code", "message", "details"}}` with stable codes. Internal causes are logged,
+//! never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tidings_core::{FieldError, ValidationError};
+use tidings_store::StoreError;
+
+/// An error answered to an API caller.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<FieldError>,
+    /// Extra response headers (`WWW-Authenticate`).
+    pub www_authenticate: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            www_authenticate: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        e.www_authenticate = Some("Bearer");
+        e
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 422 naming one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        ValidationError::field(field, message).into()
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+            message: format!("invalid request: {}", e.summary()),
+            details: e.0,
+            www_authenticate: None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found("resource"),
+            StoreError::Conflict(m) => Self::conflict(m),
+            other => {
+                // The cause chain goes to the log only; the caller learns it may retry.
+                tracing::error!(error = ?other, "store error");
+                Self::unavailable("the store is unavailable; try again")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+        }});
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(v) = self.www_authenticate {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(v),
+            );
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

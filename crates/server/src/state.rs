@@ -1,0 +1,32 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use tidings_store::Store;
+use tidings_store::publisher::Publisher;
+
+use crate::auth::keys::Keys;
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState(pub Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub publisher: Publisher,
+    pub keys: Keys,
+    pub clock: Clock,
+    /// SHA-256 of the operator key.
+    pub operator_key_hash: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,12 @@
+//! The integration suite: starts real servers on port 0 and drives them over HTTP like a user,
+//! with a real receiver. Every scenario runs on the embedded store and, when
+//! TIDINGS_TEST_DATABASE_URL is set, on PostgreSQL (a fresh schema per test).
+
+mod harness;
+mod receiver;
+
+mod api_errors;
+mod delivery;
+mod oauth;
+mod operator;
+mod webhooks;

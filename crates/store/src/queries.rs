@@ -1,0 +1,699 @@
+// The SQL of the store, compiled once per backend (see `lib.rs`): `Db` is the sqlx database
+// type and `SKIP_LOCKED` the dialect's row-locking clause. Placeholders are `$N`, which both
+// SQLite and PostgreSQL accept.
+
+use sqlx::Row;
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at";
+const CLIENT_COLS: &str = "client_id, workspace_id, name, secret_hash, generation, created_at, regenerated_at";
+const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, spec, updated, created_at";
+const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace_id AS e_workspace_id, e.data AS e_data, e.branch_id AS e_branch_id, e.business_unit_id AS e_business_unit_id, e.subject_id AS e_subject_id, e.sender AS e_sender, e.origin_client_id AS e_origin_client_id, e.idempotency_key AS e_idempotency_key, e.occurred_at AS e_occurred_at, e.created_at AS e_created_at";
+
+fn workspace_from_row(row: &DbRow) -> Result<Workspace> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Workspace {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: WorkspaceType::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("workspace kind {kind}")))?,
+        parent_id: row.try_get("parent_id")?,
+        plan: row.try_get("plan")?,
+        integration_enabled: row.try_get("integration_enabled")?,
+        branches: parse_json::<Vec<Unit>>("branches", &row.try_get::<String, _>("branches")?)?,
+        business_units: parse_json::<Vec<Unit>>(
+            "business_units",
+            &row.try_get::<String, _>("business_units")?,
+        )?,
+        fields: parse_json("fields", &row.try_get::<String, _>("fields")?)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn client_from_row(row: &DbRow) -> Result<Client> {
+    Ok(Client {
+        client_id: row.try_get("client_id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        name: row.try_get("name")?,
+        secret_hash: row.try_get("secret_hash")?,
+        generation: row.try_get("generation")?,
+        created_at: row.try_get("created_at")?,
+        regenerated_at: row.try_get("regenerated_at")?,
+    })
+}
+
+fn webhook_from_row(row: &DbRow) -> Result<Webhook> {
+    let spec: WebhookSpec = parse_json("webhook spec", &row.try_get::<String, _>("spec")?)?;
+    Ok(Webhook {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        spec,
+        updated: row.try_get("updated")?,
+        owner_client_id: row.try_get("owner_client_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn event_from_row(row: &DbRow) -> Result<Event> {
+    let sender: Option<String> = row.try_get("e_sender")?;
+    Ok(Event {
+        id: row.try_get("e_id")?,
+        kind: row.try_get("e_type")?,
+        workspace_id: row.try_get("e_workspace_id")?,
+        data: row.try_get("e_data")?,
+        branch_id: row.try_get("e_branch_id")?,
+        business_unit_id: row.try_get("e_business_unit_id")?,
+        subject_id: row.try_get("e_subject_id")?,
+        sender: sender.map(|s| parse_json::<Sender>("sender", &s)).transpose()?,
+        origin_client_id: row.try_get("e_origin_client_id")?,
+        idempotency_key: row.try_get("e_idempotency_key")?,
+        occurred_at: row.try_get("e_occurred_at")?,
+        created_at: row.try_get("e_created_at")?,
+    })
+}
+
+/// Splits a `limit + 1` result into a page and the next cursor (the last item's key).
+fn paginate<T>(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(key)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+impl SqlStore {
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.write).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn setting_get(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await?)
+    }
+
+    pub(crate) async fn setting_insert_if_absent(&self, key: &str, value: &str) -> Result<bool> {
+        let r = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub(crate) async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
+        let rows = sqlx::query("SELECT kid, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.write)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SigningKey {
+                    kid: r.try_get("kid")?,
+                    private_der: r.try_get("private_der")?,
+                    public_raw: r.try_get("public_raw")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, private_der, public_raw, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (kid) DO NOTHING")
+            .bind(&key.kid)
+            .bind(&key.private_der)
+            .bind(&key.public_raw)
+            .bind(key.created_at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    // ---- workspaces ----
+
+    pub(crate) async fn workspace_create(&self, ws: &Workspace) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workspaces (id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        )
+        .bind(&ws.id)
+        .bind(&ws.name)
+        .bind(ws.kind.as_str())
+        .bind(&ws.parent_id)
+        .bind(&ws.plan)
+        .bind(ws.integration_enabled)
+        .bind(json_text(&ws.branches))
+        .bind(json_text(&ws.business_units))
+        .bind(json_text(&ws.fields))
+        .bind(ws.created_at)
+        .execute(&self.write)
+        .await
+        .map_err(|e| conflict_or(e, "a workspace with this id exists"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn workspace_get(&self, id: &str) -> Result<Option<Workspace>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {WORKSPACE_COLS} FROM workspaces WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(workspace_from_row).transpose()
+    }
+
+    pub(crate) async fn workspace_list(&self, cursor: Option<&str>, limit: i64) -> Result<Page<Workspace>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {WORKSPACE_COLS} FROM workspaces WHERE id > $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(cursor.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(workspace_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |w| w.id.clone()))
+    }
+
+    pub(crate) async fn workspace_update(&self, ws: &Workspace) -> Result<()> {
+        let r = sqlx::query(
+            "UPDATE workspaces SET name = $2, kind = $3, parent_id = $4, plan = $5, integration_enabled = $6, \
+             branches = $7, business_units = $8, fields = $9, updated_at = $10 WHERE id = $1",
+        )
+        .bind(&ws.id)
+        .bind(&ws.name)
+        .bind(ws.kind.as_str())
+        .bind(&ws.parent_id)
+        .bind(&ws.plan)
+        .bind(ws.integration_enabled)
+        .bind(json_text(&ws.branches))
+        .bind(json_text(&ws.business_units))
+        .bind(json_text(&ws.fields))
+        .bind(ws.created_at.max(0))
+        .execute(&self.write)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn workspace_delete(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let children: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE parent_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if children > 0 {
+            return Err(StoreError::Conflict(format!(
+                "workspace has {children} child workspace(s); delete them first"
+            )));
+        }
+        let r = sqlx::query("DELETE FROM workspaces WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND webhook_id IN (SELECT id FROM webhooks WHERE workspace_id = $1)")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        for sql in [
+            "DELETE FROM webhook_triggers WHERE webhook_id IN (SELECT id FROM webhooks WHERE workspace_id = $1)",
+            "DELETE FROM webhooks WHERE workspace_id = $1",
+            "DELETE FROM clients WHERE workspace_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn workspace_chain(&self, id: &str) -> Result<Vec<Workspace>> {
+        let mut chain: Vec<Workspace> = Vec::new();
+        let mut next = Some(id.to_string());
+        // The tree is shallow (regular, channel > child); the bound only guards against a cycle.
+        while let Some(current) = next.take() {
+            if chain.len() >= 16 || chain.iter().any(|w| w.id == current) {
+                break;
+            }
+            let Some(ws) = self.workspace_get(&current).await? else {
+                break;
+            };
+            next = ws.parent_id.clone();
+            chain.push(ws);
+        }
+        Ok(chain)
+    }
+
+    // ---- clients ----
+
+    pub(crate) async fn client_create(&self, c: &Client) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)")))
+            .bind(&c.client_id)
+            .bind(&c.workspace_id)
+            .bind(&c.name)
+            .bind(&c.secret_hash)
+            .bind(c.generation)
+            .bind(c.created_at)
+            .bind(c.regenerated_at)
+            .execute(&self.write)
+            .await
+            .map_err(|e| conflict_or(e, "client id exists"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn client_get(&self, client_id: &str) -> Result<Option<Client>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_COLS} FROM clients WHERE client_id = $1")))
+            .bind(client_id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    pub(crate) async fn client_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Client>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLIENT_COLS} FROM clients WHERE workspace_id = $1 AND client_id > $2 ORDER BY client_id LIMIT $3"
+        )))
+        .bind(workspace_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(client_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |c| c.client_id.clone()))
+    }
+
+    pub(crate) async fn client_regenerate(&self, workspace_id: &str, client_id: &str, secret_hash: &str, now: i64) -> Result<Client> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE clients SET secret_hash = $3, generation = generation + 1, regenerated_at = $4 \
+             WHERE workspace_id = $1 AND client_id = $2 RETURNING {CLIENT_COLS}"
+        )))
+        .bind(workspace_id)
+        .bind(client_id)
+        .bind(secret_hash)
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await?;
+        row.as_ref().map(client_from_row).transpose()?.ok_or(StoreError::NotFound)
+    }
+
+    pub(crate) async fn client_delete(&self, workspace_id: &str, client_id: &str) -> Result<()> {
+        let r = sqlx::query("DELETE FROM clients WHERE workspace_id = $1 AND client_id = $2")
+            .bind(workspace_id)
+            .bind(client_id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- event types ----
+
+    pub(crate) async fn event_types_seed(&self, types: &[EventType], now: i64) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        for t in types {
+            sqlx::query("INSERT INTO event_types (name, description, sample, status_path, schema, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING")
+                .bind(&t.name)
+                .bind(&t.description)
+                .bind(json_text(&t.sample))
+                .bind(&t.status_path)
+                .bind(t.schema.as_ref().map(json_text))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn event_type_list(&self) -> Result<Vec<EventType>> {
+        let rows = sqlx::query("SELECT name, description, sample, status_path, schema FROM event_types ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let schema: Option<String> = r.try_get("schema")?;
+                Ok(EventType {
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    sample: parse_json("sample", &r.try_get::<String, _>("sample")?)?,
+                    status_path: r.try_get("status_path")?,
+                    schema: schema.map(|s| parse_json("schema", &s)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- webhooks ----
+
+    pub(crate) async fn webhook_create(&self, w: &Webhook) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO webhooks (id, workspace_id, owner_client_id, status, apply_to_all_descendants, spec, updated, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&w.id)
+        .bind(&w.workspace_id)
+        .bind(&w.owner_client_id)
+        .bind(w.spec.status.as_str())
+        .bind(w.spec.apply_to_all_descendants)
+        .bind(json_text(&w.spec))
+        .bind(w.updated)
+        .bind(w.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, "webhook id exists"))?;
+        insert_triggers(&mut tx, w).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn webhook_get(&self, workspace_id: &str, id: &str) -> Result<Option<Webhook>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE workspace_id = $1 AND id = $2")))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    pub(crate) async fn webhook_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Webhook>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {WEBHOOK_COLS} FROM webhooks WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        )))
+        .bind(workspace_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(webhook_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |w| w.id.clone()))
+    }
+
+    pub(crate) async fn webhook_count(&self, workspace_id: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    pub(crate) async fn webhook_update(&self, w: &Webhook) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(
+            "UPDATE webhooks SET status = $3, apply_to_all_descendants = $4, spec = $5, updated = $6 \
+             WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(&w.workspace_id)
+        .bind(&w.id)
+        .bind(w.spec.status.as_str())
+        .bind(w.spec.apply_to_all_descendants)
+        .bind(json_text(&w.spec))
+        .bind(w.updated)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM webhook_triggers WHERE webhook_id = $1")
+            .bind(&w.id)
+            .execute(&mut *tx)
+            .await?;
+        insert_triggers(&mut tx, w).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn webhook_delete(&self, workspace_id: &str, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM webhook_triggers WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE webhook_id = $1 AND state = 'pending'")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- events and the delivery queue ----
+
+    pub(crate) async fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
+        let mut tx = self.write.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for req in batch {
+            out.push(publish_one(&mut tx, req).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Job>> {
+        let mut tx = self.write.begin().await?;
+        let claimed: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $2 WHERE id IN \
+             (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $3 \
+              ORDER BY next_attempt_at LIMIT $4 {SKIP_LOCKED}) RETURNING id, attempts"
+        )))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
+            "SELECT d.id AS d_id, {EVENT_COLS}, w.id, w.workspace_id, w.owner_client_id, w.spec, w.updated, w.created_at \
+             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id WHERE d.id IN ("
+        ));
+        let mut sep = qb.separated(", ");
+        for (id, _) in &claimed {
+            sep.push_bind(id.as_str());
+        }
+        qb.push(")");
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        let attempts: std::collections::HashMap<&str, i64> =
+            claimed.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery_id: String = row.try_get("d_id")?;
+            let made = attempts.get(delivery_id.as_str()).copied().unwrap_or(0);
+            jobs.push(Job {
+                attempts: made,
+                delivery_id,
+                event: event_from_row(row)?,
+                webhook: webhook_from_row(row)?,
+            });
+        }
+        if jobs.len() < claimed.len() {
+            // The webhook was deleted after the delivery was queued: nothing to send.
+            let found: std::collections::HashSet<&str> =
+                jobs.iter().map(|j| j.delivery_id.as_str()).collect();
+            for (id, _) in claimed.iter().filter(|(id, _)| !found.contains(id.as_str())) {
+                sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    pub(crate) async fn complete(&self, owner: &str, now: i64, completions: &[Completion]) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        for c in completions {
+            if let Some(a) = &c.attempt {
+                sqlx::query(
+                    "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&a.id)
+                .bind(&a.delivery_id)
+                .bind(a.attempt_no)
+                .bind(a.started_at)
+                .bind(a.duration_ms)
+                .bind(&a.outcome)
+                .bind(a.status)
+                .bind(&a.request_headers)
+                .bind(&a.response_headers)
+                .bind(&a.response_body)
+                .bind(&a.error)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let (state, next_at) = match c.next {
+                NextState::Succeeded => ("succeeded", now),
+                NextState::Failed => ("failed", now),
+                NextState::Cancelled => ("cancelled", now),
+                NextState::Retry(at) => ("pending", at),
+            };
+            let (status, outcome) = c
+                .attempt
+                .as_ref()
+                .map_or((None, None), |a| (a.status, Some(a.outcome.as_str())));
+            // Guarded by the lease: a node whose lease expired and was taken over must not
+            // overwrite the new owner's progress.
+            sqlx::query(
+                "UPDATE deliveries SET state = $3, attempts = $4, next_attempt_at = $5, lease_owner = NULL, \
+                 last_status = COALESCE($6, last_status), last_outcome = COALESCE($7, last_outcome), updated_at = $8 \
+                 WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+            )
+            .bind(&c.delivery_id)
+            .bind(owner)
+            .bind(state)
+            .bind(c.attempts)
+            .bind(next_at)
+            .bind(status)
+            .bind(outcome)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn release_all_leases(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query("UPDATE deliveries SET lease_owner = NULL, next_attempt_at = $1 WHERE state = 'pending' AND lease_owner IS NOT NULL")
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn pending_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")
+            .fetch_one(&self.read)
+            .await?)
+    }
+}
+
+async fn insert_triggers(tx: &mut sqlx::Transaction<'static, Db>, w: &Webhook) -> Result<()> {
+    for t in &w.spec.triggers {
+        sqlx::query("INSERT INTO webhook_triggers (workspace_id, event_type, webhook_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(&w.workspace_id)
+            .bind(t)
+            .bind(&w.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn publish_one(tx: &mut sqlx::Transaction<'static, Db>, req: &PublishRequest) -> Result<PublishOutcome> {
+    let e = &req.event;
+    if let Some(key) = &e.idempotency_key {
+        let existing: Option<(String, i64, i64)> =
+            sqlx::query_as("SELECT id, deliveries, suppressed FROM events WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if let Some((id, deliveries, suppressed)) = existing {
+            return Ok(PublishOutcome { id, deliveries, suppressed, duplicate: true });
+        }
+    }
+    // Matching: webhooks of the event's workspace, or of an ancestor when they apply to all
+    // descendants; read through the (workspace, type) index, so the cost follows the matches.
+    let mut targets: Vec<String> = Vec::new();
+    let mut suppressed = 0i64;
+    if req.deliver && !req.workspace_chain.is_empty() {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants FROM webhook_triggers t \
+             JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = ",
+        );
+        qb.push_bind(e.kind.as_str());
+        qb.push(" AND w.status = 'enabled' AND t.workspace_id IN (");
+        let mut sep = qb.separated(", ");
+        for ws in &req.workspace_chain {
+            sep.push_bind(ws.as_str());
+        }
+        qb.push(") ORDER BY w.id");
+        let rows = qb.build().fetch_all(&mut **tx).await?;
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let ws: String = row.try_get("workspace_id")?;
+            let owner: Option<String> = row.try_get("owner_client_id")?;
+            let descendants: bool = row.try_get("apply_to_all_descendants")?;
+            if ws != e.workspace_id && !descendants {
+                continue;
+            }
+            if owner.is_some() && owner == e.origin_client_id {
+                suppressed += 1;
+                continue;
+            }
+            targets.push(id);
+        }
+    }
+    let deliveries = i64::try_from(targets.len()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&e.id)
+    .bind(&e.kind)
+    .bind(&e.workspace_id)
+    .bind(&e.data)
+    .bind(&e.branch_id)
+    .bind(&e.business_unit_id)
+    .bind(&e.subject_id)
+    .bind(e.sender.as_ref().map(json_text))
+    .bind(&e.origin_client_id)
+    .bind(&e.idempotency_key)
+    .bind(e.occurred_at)
+    .bind(e.created_at)
+    .bind(deliveries)
+    .bind(suppressed)
+    .execute(&mut **tx)
+    .await?;
+    if !targets.is_empty() {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at) ",
+        );
+        qb.push_values(&targets, |mut b, webhook_id| {
+            b.push_bind(tidings_core::ids::message_id())
+                .push_bind(e.id.as_str())
+                .push_bind(webhook_id.as_str())
+                .push_bind(e.workspace_id.as_str())
+                .push_bind("pending")
+                .push_bind(0i64)
+                .push_bind(e.created_at)
+                .push_bind(e.created_at)
+                .push_bind(e.created_at);
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(PublishOutcome { id: e.id.clone(), deliveries, suppressed, duplicate: false })
+}
