@@ -147,6 +147,40 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     }
 }
 
+/// An optional JSON body: a request without a body (no `Content-Type`, nothing sent) gives
+/// `None`; anything else must be valid JSON of type `T`.
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let declared_empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v == "0");
+        if req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_none()
+        {
+            let bytes = read_body(req).await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(None);
+            }
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        if declared_empty {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,39 +218,5 @@ mod tests {
         assert_eq!(e.code, "malformed_json");
         let e = parse_json::<Outer>(br#"{"inner":{"url":"x"},"n":1} trailing"#).unwrap_err();
         assert_eq!(e.code, "malformed_json");
-    }
-}
-
-/// An optional JSON body: a request without a body (no `Content-Type`, nothing sent) gives
-/// `None`; anything else must be valid JSON of type `T`.
-impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
-        let declared_empty = req
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v == "0");
-        if req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .is_none()
-        {
-            let bytes = read_body(req).await?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(None);
-            }
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ));
-        }
-        if declared_empty {
-            return Ok(None);
-        }
-        <Self as FromRequest<S>>::from_request(req, state)
-            .await
-            .map(Some)
     }
 }
