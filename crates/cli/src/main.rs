@@ -2,6 +2,9 @@
 //! configuration, sets up logging and signals, and calls the library.
 #![forbid(unsafe_code)]
 
+mod receive;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -31,6 +34,18 @@ enum Command {
     Migrate,
     /// Print the embedded default configuration (every setting, commented).
     DefaultConfig,
+    /// Run a small webhook receiver that prints notifications and checks their signatures.
+    Receive {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// The webhook's secret, to verify the `webhook-signature` header.
+        #[arg(long)]
+        secret: Option<String>,
+        /// HTTP status to answer with.
+        #[arg(long, default_value_t = 204)]
+        status: u16,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -71,9 +86,24 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::DefaultConfig = cli.command {
-        print!("{}", tidings_server::config::DEFAULT_TOML);
-        return Ok(());
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", tidings_server::config::DEFAULT_TOML);
+            return Ok(());
+        }
+        Command::Receive {
+            listen,
+            secret,
+            status,
+        } => {
+            return receive::run(receive::Options {
+                listen,
+                secret,
+                status,
+            })
+            .await;
+        }
+        Command::Serve | Command::Migrate => {}
     }
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     init_logging(config.log_json);
@@ -90,6 +120,6 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
-        Command::DefaultConfig => Ok(()),
+        Command::DefaultConfig | Command::Receive { .. } => Ok(()),
     }
 }
