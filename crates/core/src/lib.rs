@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod payload;
 pub mod retry;
 pub mod secret;
 pub mod signature;

@@ -32,6 +32,56 @@ impl Status {
     }
 }
 
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } default $default:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $name {
+            $(
+                #[serde(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text,)+ }
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::$default
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Body encoding of notifications.
+    ContentType { Json = "application/json", Form = "application/x-www-form-urlencoded" } default Json
+);
+string_enum!(
+    /// How a notification authenticates itself to the receiver (besides the HMAC signature).
+    AuthMode { Bearer = "bearer", Basic = "basic", None = "none" } default Bearer
+);
+string_enum!(
+    /// TLS certificate verification of the receiver.
+    Toggle { Enabled = "enabled", Disabled = "disabled" } default Enabled
+);
+string_enum!(
+    /// How much of `data` is sent.
+    DataMode { Everything = "everything", StatusOnly = "statusOnly" } default Everything
+);
+string_enum!(
+    /// The body shape (SPEC §5).
+    EnvelopeKind { Flat = "flat", Header = "header" } default Flat
+);
+
+fn default_basic_username() -> String {
+    "tidings".to_string()
+}
+
 /// The configuration of a webhook, validated. Everything an integrator can set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +95,30 @@ pub struct WebhookSpec {
     pub headers: BTreeMap<String, String>,
     pub triggers: Vec<String>,
     pub status: Status,
+    #[serde(default)]
+    pub content_type: ContentType,
+    #[serde(default)]
+    pub authorization: AuthMode,
+    #[serde(default = "default_basic_username")]
+    pub basic_username: String,
+    #[serde(default)]
+    pub ssl_verification: Toggle,
+    #[serde(default)]
+    pub data_mode: DataMode,
+    /// Workspace `fields` to add under `data.company`.
+    #[serde(default)]
+    pub extra_fields: Vec<String>,
+    /// Target property → JSON pointer into the event document; replaces `data` when set.
+    #[serde(default)]
+    pub field_mapping: BTreeMap<String, String>,
+    /// Only events of these business units (empty: all).
+    #[serde(default)]
+    pub business_units: Vec<String>,
+    /// Only events of these branches (empty: all).
+    #[serde(default)]
+    pub branches: Vec<String>,
+    #[serde(default)]
+    pub envelope: EnvelopeKind,
 }
 
 /// A stored webhook.
@@ -57,6 +131,12 @@ pub struct Webhook {
     pub spec: WebhookSpec,
     /// Last change, Unix milliseconds (the seed's form).
     pub updated: i64,
+    /// Why Tidings disabled it (a `410 Gone`, or failing for too long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// The secret replaced by the last rotation and when it stops signing (Unix ms).
+    #[serde(skip)]
+    pub previous_secret: Option<(String, i64)>,
     /// The integration client that created it: events that client caused are not sent here.
     #[serde(skip)]
     pub owner_client_id: Option<String>,
@@ -79,6 +159,16 @@ pub struct WebhookInput {
     pub headers: Option<BTreeMap<String, String>>,
     pub triggers: Option<Vec<String>>,
     pub status: Option<Status>,
+    pub content_type: Option<ContentType>,
+    pub authorization: Option<AuthMode>,
+    pub basic_username: Option<String>,
+    pub ssl_verification: Option<Toggle>,
+    pub data_mode: Option<DataMode>,
+    pub extra_fields: Option<Vec<String>>,
+    pub field_mapping: Option<BTreeMap<String, String>>,
+    pub business_units: Option<Vec<String>>,
+    pub branches: Option<Vec<String>>,
+    pub envelope: Option<EnvelopeKind>,
 }
 
 /// Headers a webhook may not set: Tidings owns them (signature, framing).
@@ -131,6 +221,16 @@ impl WebhookInput {
             headers: self.headers.unwrap_or_default(),
             triggers: self.triggers.unwrap_or_default(),
             status: self.status.unwrap_or(Status::Enabled),
+            content_type: self.content_type.unwrap_or_default(),
+            authorization: self.authorization.unwrap_or_default(),
+            basic_username: self.basic_username.unwrap_or_else(default_basic_username),
+            ssl_verification: self.ssl_verification.unwrap_or_default(),
+            data_mode: self.data_mode.unwrap_or_default(),
+            extra_fields: self.extra_fields.unwrap_or_default(),
+            field_mapping: self.field_mapping.unwrap_or_default(),
+            business_units: self.business_units.unwrap_or_default(),
+            branches: self.branches.unwrap_or_default(),
+            envelope: self.envelope.unwrap_or_default(),
         };
         let warnings = validate(&spec, &known_type, &mut errors);
         errors.finish((spec, warnings))
@@ -151,6 +251,16 @@ impl WebhookInput {
             headers,
             triggers,
             status,
+            content_type,
+            authorization,
+            basic_username,
+            ssl_verification,
+            data_mode,
+            extra_fields,
+            field_mapping,
+            business_units,
+            branches,
+            envelope,
         } = self;
         if let Some(v) = name {
             spec.name = v;
@@ -176,6 +286,21 @@ impl WebhookInput {
         if let Some(v) = status {
             spec.status = v;
         }
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = $field { spec.$field = v; } )* };
+        }
+        set!(
+            content_type,
+            authorization,
+            basic_username,
+            ssl_verification,
+            data_mode,
+            extra_fields,
+            field_mapping,
+            business_units,
+            branches,
+            envelope
+        );
         let mut errors = Errors::default();
         let warnings = validate(&spec, &known_type, &mut errors);
         errors.finish((spec, warnings))
@@ -220,6 +345,34 @@ fn validate(
     }
     if spec.triggers.is_empty() {
         errors.push("triggers", "must list at least one event type");
+    }
+    if spec.basic_username.is_empty()
+        || spec.basic_username.contains(':')
+        || spec.basic_username.len() > 256
+    {
+        errors.push("basicUsername", "must be 1-256 characters without ':'");
+    }
+    for (i, f) in spec.extra_fields.iter().enumerate() {
+        if f.is_empty() || f.len() > 256 {
+            errors.push(format!("extraFields[{i}]"), "must be 1-256 characters");
+        }
+    }
+    for (target, pointer) in &spec.field_mapping {
+        if target.is_empty() {
+            errors.push("fieldMapping", "target property names must not be empty");
+        }
+        if !(pointer.is_empty() || pointer.starts_with('/')) {
+            errors.push(
+                format!("fieldMapping.{target}"),
+                "must be a JSON pointer into the event, such as /data/status or /subjectId",
+            );
+        }
+    }
+    if !spec.field_mapping.is_empty() && spec.data_mode == DataMode::StatusOnly {
+        errors.push(
+            "fieldMapping",
+            "cannot be combined with dataMode statusOnly; choose one",
+        );
     }
     let mut seen = std::collections::HashSet::new();
     for (i, t) in spec.triggers.iter().enumerate() {

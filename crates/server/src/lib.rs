@@ -12,6 +12,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod schemas;
 pub mod state;
 
 use std::future::Future;
@@ -107,9 +108,11 @@ pub async fn start(
             );
         }
     }
-    let keys = Keys::load_or_create(&store, now)
-        .await
-        .context("loading signing keys")?;
+    let keys = Arc::new(
+        Keys::load_or_create(&store, now)
+            .await
+            .context("loading signing keys")?,
+    );
     let (operator_key_hash, generated) =
         auth::operator::resolve(&store, config.operator_key.as_ref())
             .await
@@ -124,17 +127,19 @@ pub async fn start(
         let _ = publisher_task.await;
     });
 
+    let sender = Sender::new(
+        AddressPolicy::new(config.allow_addresses.clone()),
+        config.delivery.timeout,
+        keys.clone(),
+        config.public_url.clone(),
+    )
+    .context("building the HTTP client")?;
     if config.delivery.enabled {
-        let sender = Sender::new(
-            AddressPolicy::new(config.allow_addresses.clone()),
-            config.delivery.timeout,
-        )
-        .context("building the HTTP client")?;
         let worker = Worker {
             store: store.clone(),
             config: config.delivery.clone(),
             clock: clock.clone(),
-            sender,
+            sender: sender.clone(),
             node_id: format!("node-{}", tidings_core::ids::random_alnum(12)),
             wake,
         };
@@ -147,8 +152,10 @@ pub async fn start(
         store: store.clone(),
         publisher,
         keys,
+        sender,
         clock: clock.clone(),
         operator_key_hash,
+        schemas: Default::default(),
     }));
     let app = api::router(state);
     let stop = shutdown.clone();

@@ -18,8 +18,12 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub publisher: Publisher,
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
+    /// The outbound client, shared by the worker and the emulator.
+    pub sender: crate::delivery::sender::Sender,
     pub clock: Clock,
+    /// Compiled JSON Schemas of event types.
+    pub schemas: crate::schemas::SchemaCache,
     /// SHA-256 of the operator key.
     pub operator_key_hash: String,
 }

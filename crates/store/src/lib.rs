@@ -147,6 +147,12 @@ forward! {
     /// Inserts the built-in event types that do not exist yet.
     fn event_types_seed(&self, types: &[EventType], now: i64) -> Result<()>;
     fn event_type_list(&self) -> Result<Vec<EventType>>;
+    /// `Conflict` when the name exists.
+    fn event_type_create(&self, t: &EventType, now: i64) -> Result<()>;
+    /// `NotFound` when absent.
+    fn event_type_update(&self, t: &EventType) -> Result<()>;
+    /// `Conflict` while webhooks subscribe to it; `NotFound` when absent.
+    fn event_type_delete(&self, name: &str) -> Result<()>;
 
     fn webhook_create(&self, webhook: &Webhook) -> Result<()>;
     fn webhook_get(&self, workspace_id: &str, id: &str) -> Result<Option<Webhook>>;

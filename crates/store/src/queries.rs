@@ -8,7 +8,7 @@ type DbRow = <Db as sqlx::Database>::Row;
 
 const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at";
 const CLIENT_COLS: &str = "client_id, workspace_id, name, secret_hash, generation, created_at, regenerated_at";
-const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, spec, updated, created_at";
+const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, spec, updated, created_at, disabled_reason, previous_secret, previous_secret_expires";
 const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace_id AS e_workspace_id, e.data AS e_data, e.branch_id AS e_branch_id, e.business_unit_id AS e_business_unit_id, e.subject_id AS e_subject_id, e.sender AS e_sender, e.origin_client_id AS e_origin_client_id, e.idempotency_key AS e_idempotency_key, e.occurred_at AS e_occurred_at, e.created_at AS e_created_at";
 
 fn workspace_from_row(row: &DbRow) -> Result<Workspace> {
@@ -45,11 +45,15 @@ fn client_from_row(row: &DbRow) -> Result<Client> {
 
 fn webhook_from_row(row: &DbRow) -> Result<Webhook> {
     let spec: WebhookSpec = parse_json("webhook spec", &row.try_get::<String, _>("spec")?)?;
+    let previous: Option<String> = row.try_get("previous_secret")?;
+    let previous_expires: Option<i64> = row.try_get("previous_secret_expires")?;
     Ok(Webhook {
         id: row.try_get("id")?,
         workspace_id: row.try_get("workspace_id")?,
         spec,
         updated: row.try_get("updated")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        previous_secret: previous.zip(previous_expires),
         owner_client_id: row.try_get("owner_client_id")?,
         created_at: row.try_get("created_at")?,
     })
@@ -362,13 +366,58 @@ impl SqlStore {
             .collect()
     }
 
+    pub(crate) async fn event_type_create(&self, t: &EventType, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO event_types (name, description, sample, status_path, schema, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&t.name)
+            .bind(&t.description)
+            .bind(json_text(&t.sample))
+            .bind(&t.status_path)
+            .bind(t.schema.as_ref().map(json_text))
+            .bind(now)
+            .execute(&self.write)
+            .await
+            .map_err(|e| conflict_or(e, "an event type with this name exists"))?;
+        Ok(())
+    }
+
+    pub(crate) async fn event_type_update(&self, t: &EventType) -> Result<()> {
+        let r = sqlx::query("UPDATE event_types SET description = $2, sample = $3, status_path = $4, schema = $5 WHERE name = $1")
+            .bind(&t.name)
+            .bind(&t.description)
+            .bind(json_text(&t.sample))
+            .bind(&t.status_path)
+            .bind(t.schema.as_ref().map(json_text))
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn event_type_delete(&self, name: &str) -> Result<()> {
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_triggers WHERE event_type = $1")
+            .bind(name)
+            .fetch_one(&self.write)
+            .await?;
+        if used > 0 {
+            return Err(StoreError::Conflict(format!("{used} webhook(s) subscribe to this type; remove it from their triggers first")));
+        }
+        let r = sqlx::query("DELETE FROM event_types WHERE name = $1").bind(name).execute(&self.write).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     // ---- webhooks ----
 
     pub(crate) async fn webhook_create(&self, w: &Webhook) -> Result<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query(
-            "INSERT INTO webhooks (id, workspace_id, owner_client_id, status, apply_to_all_descendants, spec, updated, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO webhooks (id, workspace_id, owner_client_id, status, apply_to_all_descendants, spec, updated, created_at, \
+             branches, business_units, disabled_reason, previous_secret, previous_secret_expires) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&w.id)
         .bind(&w.workspace_id)
@@ -378,6 +427,11 @@ impl SqlStore {
         .bind(json_text(&w.spec))
         .bind(w.updated)
         .bind(w.created_at)
+        .bind(json_text(&w.spec.branches))
+        .bind(json_text(&w.spec.business_units))
+        .bind(&w.disabled_reason)
+        .bind(w.previous_secret.as_ref().map(|p| p.0.as_str()))
+        .bind(w.previous_secret.as_ref().map(|p| p.1))
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, "webhook id exists"))?;
@@ -418,7 +472,8 @@ impl SqlStore {
     pub(crate) async fn webhook_update(&self, w: &Webhook) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let r = sqlx::query(
-            "UPDATE webhooks SET status = $3, apply_to_all_descendants = $4, spec = $5, updated = $6 \
+            "UPDATE webhooks SET status = $3, apply_to_all_descendants = $4, spec = $5, updated = $6, \
+             branches = $7, business_units = $8, disabled_reason = $9, previous_secret = $10, previous_secret_expires = $11 \
              WHERE workspace_id = $1 AND id = $2",
         )
         .bind(&w.workspace_id)
@@ -427,6 +482,11 @@ impl SqlStore {
         .bind(w.spec.apply_to_all_descendants)
         .bind(json_text(&w.spec))
         .bind(w.updated)
+        .bind(json_text(&w.spec.branches))
+        .bind(json_text(&w.spec.business_units))
+        .bind(&w.disabled_reason)
+        .bind(w.previous_secret.as_ref().map(|p| p.0.as_str()))
+        .bind(w.previous_secret.as_ref().map(|p| p.1))
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 0 {
@@ -494,8 +554,10 @@ impl SqlStore {
             return Ok(Vec::new());
         }
         let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-            "SELECT d.id AS d_id, {EVENT_COLS}, w.id, w.workspace_id, w.owner_client_id, w.spec, w.updated, w.created_at \
-             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id WHERE d.id IN ("
+            "SELECT d.id AS d_id, {EVENT_COLS}, w.id, w.workspace_id, w.owner_client_id, w.spec, w.updated, w.created_at, \
+             w.disabled_reason, w.previous_secret, w.previous_secret_expires, et.status_path AS et_status_path, ws.fields AS ws_fields \
+             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
+             LEFT JOIN event_types et ON et.name = e.type LEFT JOIN workspaces ws ON ws.id = e.workspace_id WHERE d.id IN ("
         ));
         let mut sep = qb.separated(", ");
         for (id, _) in &claimed {
@@ -514,6 +576,8 @@ impl SqlStore {
                 delivery_id,
                 event: event_from_row(row)?,
                 webhook: webhook_from_row(row)?,
+                status_path: row.try_get("et_status_path")?,
+                company_fields: row.try_get("ws_fields")?,
             });
         }
         if jobs.len() < claimed.len() {
@@ -601,6 +665,15 @@ impl SqlStore {
     }
 }
 
+/// Whether a webhook's unit filter (JSON list; empty = all) admits the event's unit.
+fn unit_matches(filter: &str, unit: Option<&str>) -> Result<bool> {
+    if filter == "[]" {
+        return Ok(true);
+    }
+    let list: Vec<String> = parse_json("unit filter", filter)?;
+    Ok(list.is_empty() || unit.is_some_and(|u| list.iter().any(|l| l == u)))
+}
+
 async fn insert_triggers(tx: &mut sqlx::Transaction<'static, Db>, w: &Webhook) -> Result<()> {
     for t in &w.spec.triggers {
         sqlx::query("INSERT INTO webhook_triggers (workspace_id, event_type, webhook_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -631,7 +704,7 @@ async fn publish_one(tx: &mut sqlx::Transaction<'static, Db>, req: &PublishReque
     let mut suppressed = 0i64;
     if req.deliver && !req.workspace_chain.is_empty() {
         let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants FROM webhook_triggers t \
+            "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants, w.branches, w.business_units FROM webhook_triggers t \
              JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = ",
         );
         qb.push_bind(e.kind.as_str());
@@ -648,6 +721,11 @@ async fn publish_one(tx: &mut sqlx::Transaction<'static, Db>, req: &PublishReque
             let owner: Option<String> = row.try_get("owner_client_id")?;
             let descendants: bool = row.try_get("apply_to_all_descendants")?;
             if ws != e.workspace_id && !descendants {
+                continue;
+            }
+            let branches: String = row.try_get("branches")?;
+            let units: String = row.try_get("business_units")?;
+            if !unit_matches(&branches, e.branch_id.as_deref())? || !unit_matches(&units, e.business_unit_id.as_deref())? {
                 continue;
             }
             if owner.is_some() && owner == e.origin_client_id {

@@ -68,6 +68,10 @@ pub struct Job {
     pub attempts: i64,
     pub event: Event,
     pub webhook: Webhook,
+    /// The event type's `statusPath` (for `dataMode: statusOnly`).
+    pub status_path: Option<String>,
+    /// JSON text of the event workspace's `fields` (for `extraFields`).
+    pub company_fields: Option<String>,
 }
 
 /// The state a delivery moves to after an attempt.

@@ -3,15 +3,19 @@
 use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth::extract::Integrator;
 use crate::error::ApiResult;
+use crate::extract::Pagination;
 use crate::state::AppState;
 
-async fn list(_: Integrator, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let types = state.store.event_type_list().await?;
-    Ok(Json(json!({"data": types, "nextCursor": null})))
+async fn list(
+    _: Integrator,
+    State(state): State<AppState>,
+    p: Pagination,
+) -> ApiResult<Json<Value>> {
+    super::admin_event_types::page(&state, &p).await.map(Json)
 }
 
 pub fn router() -> axum::Router<AppState> {

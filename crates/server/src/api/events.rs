@@ -1,7 +1,7 @@
 //! Operator API: publishing events (`POST /v1/events`, `POST /v1/events/batch`).
 //! A 202 is answered only after the event and its deliveries are committed (group commit).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tidings_core::event::EventInput;
+use tidings_core::event::{EventInput, EventType};
 use tidings_core::ids;
 use tidings_store::publisher::PublishError;
 use tidings_store::{PublishOutcome, PublishRequest};
@@ -27,7 +27,7 @@ pub const MAX_BATCH: usize = 1000;
 async fn prepare(
     state: &AppState,
     input: EventInput,
-    types: &HashSet<String>,
+    types: &HashMap<String, EventType>,
     prefix: &str,
 ) -> ApiResult<PublishRequest> {
     let event = input
@@ -38,7 +38,7 @@ async fn prepare(
             }
             ApiError::from(e)
         })?;
-    if !types.contains(&event.kind) {
+    let Some(event_type) = types.get(&event.kind) else {
         return Err(ApiError::invalid_field(
             &format!("{prefix}type"),
             format!(
@@ -46,6 +46,15 @@ async fn prepare(
                 event.kind
             ),
         ));
+    };
+    if let Some(schema) = &event_type.schema {
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+        state.schemas.check(schema, &data).map_err(|e| {
+            ApiError::invalid_field(
+                &format!("{prefix}data"),
+                format!("does not match the schema of '{}': {e}", event.kind),
+            )
+        })?;
     }
     let chain = state.store.workspace_chain(&event.workspace_id).await?;
     if chain.is_empty() {
@@ -69,13 +78,13 @@ async fn prepare(
     })
 }
 
-async fn event_types(state: &AppState) -> ApiResult<HashSet<String>> {
+async fn event_types(state: &AppState) -> ApiResult<HashMap<String, EventType>> {
     Ok(state
         .store
         .event_type_list()
         .await?
         .into_iter()
-        .map(|t| t.name)
+        .map(|t| (t.name.clone(), t))
         .collect())
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP API: one module per resource, each with its own `router()`, merged here with the
 //! layers every request passes (request id, tracing, body limit, panic guard).
 
+mod admin_event_types;
 mod clients;
+mod emulator;
 mod event_types;
 mod events;
 mod health;
@@ -69,7 +71,9 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(clients::router())
         .merge(events::router())
         .merge(event_types::router())
+        .merge(admin_event_types::router())
         .merge(webhooks::router())
+        .merge(emulator::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

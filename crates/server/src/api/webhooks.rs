@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tidings_core::ids;
-use tidings_core::webhook::{Warnings, Webhook, WebhookInput};
+use tidings_core::webhook::{Status, Warnings, Webhook, WebhookInput, WebhookSpec};
+use tidings_core::{FieldError, ValidationError};
 use tidings_store::StoreError;
 
 use crate::auth::extract::Integrator;
@@ -48,6 +50,48 @@ fn bump(state: &AppState, previous: i64) -> i64 {
     state.clock.now_ms().max(previous + 1)
 }
 
+/// Branches and business units a webhook filters on must exist in its workspace.
+fn check_units(who: &Integrator, spec: &WebhookSpec) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    for (field, wanted, known) in [
+        ("branches", &spec.branches, &who.workspace.branches),
+        (
+            "businessUnits",
+            &spec.business_units,
+            &who.workspace.business_units,
+        ),
+    ] {
+        for (i, id) in wanted.iter().enumerate() {
+            if !known.iter().any(|u| &u.id == id) {
+                errors.push(FieldError {
+                    field: format!("{field}[{i}]"),
+                    message: format!(
+                        "workspace '{}' has no {} '{id}'",
+                        who.workspace.id,
+                        if field == "branches" {
+                            "branch"
+                        } else {
+                            "business unit"
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError(errors).into())
+    }
+}
+
+/// Turning a webhook on again clears the reason Tidings disabled it for.
+fn reenable(w: &mut Webhook, next: &WebhookSpec) {
+    if next.status == Status::Enabled {
+        w.disabled_reason = None;
+    }
+}
+
 fn not_found(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => ApiError::not_found("webhook"),
@@ -62,6 +106,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let types = known_types(&state).await?;
     let (spec, warnings) = input.into_spec(|t| types.contains(t))?;
+    check_units(&who, &spec)?;
     let max = state
         .config
         .plan(&who.workspace.plan)
@@ -81,6 +126,8 @@ async fn create(
         workspace_id: who.workspace.id.clone(),
         spec,
         updated: now,
+        disabled_reason: None,
+        previous_secret: None,
         owner_client_id: Some(who.claims.client_id.clone()),
         created_at: now,
     };
@@ -125,6 +172,8 @@ async fn replace(
         input.secret = Some(w.spec.secret.clone());
     }
     let (spec, warnings) = input.into_spec(|t| types.contains(t))?;
+    check_units(&who, &spec)?;
+    reenable(&mut w, &spec);
     w.spec = spec;
     w.updated = bump(&state, w.updated);
     state.store.webhook_update(&w).await.map_err(not_found)?;
@@ -141,6 +190,8 @@ async fn patch(
     let mut w = load(&state, &who, &id).await?;
     let types = known_types(&state).await?;
     let (spec, warnings) = input.merge_into(w.spec.clone(), |t| types.contains(t))?;
+    check_units(&who, &spec)?;
+    reenable(&mut w, &spec);
     w.spec = spec;
     w.updated = bump(&state, w.updated);
     state.store.webhook_update(&w).await.map_err(not_found)?;
@@ -161,6 +212,58 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How long a rotated-out secret keeps signing.
+const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateInput {
+    secret: Option<String>,
+}
+
+/// `POST .../secret/rotate`: a new secret (given or generated); the previous one keeps signing
+/// for 24 hours, so notifications carry two signatures meanwhile.
+async fn rotate(
+    who: Integrator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<JsonBody<RotateInput>>,
+) -> ApiResult<Json<Value>> {
+    let mut w = load(&state, &who, &id).await?;
+    let secret = body
+        .and_then(|b| b.0.secret)
+        .unwrap_or_else(tidings_core::secret::webhook_secret);
+    if secret.is_empty() || secret.len() > 512 {
+        return Err(ApiError::invalid_field(
+            "secret",
+            "must be 1-512 characters",
+        ));
+    }
+    let now = state.clock.now_ms();
+    let expires = now + ROTATION_OVERLAP_MS;
+    w.previous_secret = Some((std::mem::replace(&mut w.spec.secret, secret), expires));
+    w.updated = bump(&state, w.updated);
+    state.store.webhook_update(&w).await.map_err(not_found)?;
+    tracing::info!(workspace = %w.workspace_id, webhook = %w.id, "webhook secret rotated");
+    let mut v = view(&w, &Vec::new());
+    v["previousSecretExpiresAt"] = json!(tidings_core::rfc3339(expires));
+    Ok(Json(v))
+}
+
+/// `POST .../test`: the emulator for a saved webhook.
+async fn test(
+    who: Integrator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<JsonBody<super::emulator::TestInput>>,
+) -> ApiResult<Json<Value>> {
+    let w = load(&state, &who, &id).await?;
+    let input = body.map(|b| b.0).unwrap_or_default();
+    super::emulator::emulate(&state, &who.workspace, &w, input)
+        .await
+        .map(Json)
+}
+
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/v1/settings/webhooks", get(list).post(create))
@@ -168,4 +271,6 @@ pub fn router() -> axum::Router<AppState> {
             "/v1/settings/webhooks/{id}",
             get(get_one).put(replace).patch(patch).delete(delete),
         )
+        .route("/v1/settings/webhooks/{id}/secret/rotate", post(rotate))
+        .route("/v1/settings/webhooks/{id}/test", post(test))
 }

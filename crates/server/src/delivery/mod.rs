@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
-use sender::{AttemptResult, Outcome, Sender};
+use sender::{AttemptResult, Notification, Outcome, Sender};
 
 /// Everything the worker needs; cheap to clone into tasks.
 #[derive(Clone, Debug)]
@@ -55,15 +55,23 @@ impl Worker {
     /// Sends one claimed delivery and returns what to record.
     pub async fn attempt(&self, job: Job) -> Completion {
         let started_at = self.clock.now_ms();
-        let result = self
-            .sender
-            .send(
-                &job.webhook,
-                &job.event,
-                &job.delivery_id,
-                started_at / 1000,
-            )
-            .await;
+        // The workspace fields are parsed only for webhooks that ask for some.
+        let company: Option<serde_json::Map<String, serde_json::Value>> =
+            if job.webhook.spec.extra_fields.is_empty() {
+                None
+            } else {
+                job.company_fields
+                    .as_deref()
+                    .and_then(|f| serde_json::from_str(f).ok())
+            };
+        let notification = Notification {
+            webhook: &job.webhook,
+            event: &job.event,
+            message_id: &job.delivery_id,
+            status_path: job.status_path.as_deref(),
+            company_fields: company.as_ref(),
+        };
+        let result = self.sender.send(notification, started_at).await;
         let now = self.clock.now_ms();
         let next = self.next_state(&job, &result, now);
         let attempt_no = job.attempts + 1;

@@ -2,18 +2,26 @@
 //! SPEC §5 describes: envelope, `Content-Type`, `User-Agent`, `Event-Type`, Standard Webhooks
 //! headers, then the webhook's own headers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use tidings_core::envelope;
+use serde_json::{Map, Value};
 use tidings_core::event::Event;
+use tidings_core::payload::{self, PayloadContext};
 use tidings_core::signature;
-use tidings_core::webhook::Webhook;
+use tidings_core::webhook::{AuthMode, Toggle, Webhook};
 
 use super::guard::{AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
+use crate::auth::keys::Keys;
+
+/// Lifetime of the bearer token sent to receivers.
+const NOTIFICATION_TOKEN_TTL: i64 = 600;
+/// A cached bearer token is replaced when less than this is left of it.
+const NOTIFICATION_TOKEN_MARGIN: i64 = 60;
 
 /// Response bodies are kept up to this size.
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -25,6 +33,8 @@ pub const USER_AGENT: &str = concat!("Tidings/", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub outcome: Outcome,
+    /// The body sent (up to [`MAX_RESPONSE_BODY`], for the emulator's report).
+    pub request_body: String,
     pub status: Option<u16>,
     pub request_headers: BTreeMap<String, String>,
     pub response_headers: BTreeMap<String, String>,
@@ -61,48 +71,189 @@ impl Outcome {
     }
 }
 
+/// One notification to send: the event, the webhook, and what the payload options need.
+#[derive(Debug, Clone, Copy)]
+pub struct Notification<'a> {
+    pub webhook: &'a Webhook,
+    pub event: &'a Event,
+    pub message_id: &'a str,
+    /// The event type's `statusPath`.
+    pub status_path: Option<&'a str>,
+    /// The event workspace's `fields`.
+    pub company_fields: Option<&'a Map<String, Value>>,
+}
+
+/// Claims of the bearer token a notification carries (SPEC §5).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct NotificationClaims {
+    pub iss: String,
+    /// The origin of the webhook URL.
+    pub aud: String,
+    /// The webhook's workspace.
+    pub sub: String,
+    pub webhook: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
 /// The outbound HTTP client: pooled keep-alive connections, no redirects, no proxies, the SSRF
-/// guard as its resolver.
-#[derive(Clone, Debug)]
+/// guard as its resolver. Two pools: one verifies TLS certificates, one (for webhooks with
+/// `sslVerification: disabled`) does not.
+#[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    verifying: reqwest::Client,
+    insecure: reqwest::Client,
     policy: Arc<AddressPolicy>,
+    keys: Arc<Keys>,
+    issuer: String,
+    /// Bearer tokens by (webhook id, audience), reused until shortly before they expire.
+    tokens: Arc<Mutex<HashMap<(String, String), (String, i64)>>>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+fn client(
+    policy: &Arc<AddressPolicy>,
+    timeout: Duration,
+    verify: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .http1_only()
+        .user_agent(USER_AGENT)
+        .dns_resolver(Arc::new(GuardedResolver {
+            policy: policy.clone(),
+        }))
+        .danger_accept_invalid_certs(!verify)
+        .build()
 }
 
 impl Sender {
-    pub fn new(policy: AddressPolicy, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        policy: AddressPolicy,
+        timeout: Duration,
+        keys: Arc<Keys>,
+        issuer: String,
+    ) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .http1_only()
-            .user_agent(USER_AGENT)
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
-            .build()?;
-        Ok(Self { client, policy })
+        Ok(Self {
+            verifying: client(&policy, timeout, true)?,
+            insecure: client(&policy, timeout, false)?,
+            policy,
+            keys,
+            issuer,
+            tokens: Arc::default(),
+        })
     }
 
-    /// Builds and sends the notification of `event` to `webhook` as message `message_id`,
-    /// signed at `timestamp` (Unix seconds).
-    pub async fn send(
-        &self,
-        webhook: &Webhook,
-        event: &Event,
-        message_id: &str,
-        timestamp: i64,
-    ) -> AttemptResult {
-        let body = envelope::flat(message_id, event);
-        let headers = build_headers(webhook, event, message_id, timestamp, &body);
+    /// The bearer token for a webhook: signed once and reused until shortly before it expires.
+    fn bearer(&self, webhook: &Webhook, now_secs: i64) -> Option<String> {
+        let url = url::Url::parse(&webhook.spec.url).ok()?;
+        let aud = url.origin().ascii_serialization();
+        let key = (webhook.id.clone(), aud);
+        let mut cache = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((token, exp)) = cache.get(&key)
+            && *exp - NOTIFICATION_TOKEN_MARGIN > now_secs
+        {
+            return Some(token.clone());
+        }
+        let claims = NotificationClaims {
+            iss: self.issuer.clone(),
+            aud: key.1.clone(),
+            sub: webhook.workspace_id.clone(),
+            webhook: webhook.id.clone(),
+            iat: now_secs,
+            exp: now_secs + NOTIFICATION_TOKEN_TTL,
+        };
+        let token = self.keys.sign(&claims);
+        if cache.len() > 100_000 {
+            cache.retain(|_, (_, exp)| *exp - NOTIFICATION_TOKEN_MARGIN > now_secs);
+        }
+        cache.insert(key, (token.clone(), claims.exp));
+        Some(token)
+    }
+
+    /// Builds and sends one notification, signed at `now_ms`.
+    pub async fn send(&self, n: Notification<'_>, now_ms: i64) -> AttemptResult {
+        let webhook = n.webhook;
+        let timestamp = now_ms / 1000;
+        let built = payload::build(&PayloadContext {
+            message_id: n.message_id,
+            event: n.event,
+            spec: &webhook.spec,
+            status_path: n.status_path,
+            company_fields: n.company_fields,
+        });
+        let body = built.body;
+        let mut headers = HeaderMap::new();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        };
+        set("content-type", built.content_type);
+        set("event-type", &n.event.kind);
+        set("webhook-id", n.message_id);
+        set("webhook-timestamp", &timestamp.to_string());
+        let mut secrets = vec![webhook.spec.secret.as_str()];
+        if let Some((previous, until)) = &webhook.previous_secret
+            && *until > now_ms
+        {
+            secrets.push(previous.as_str());
+        }
+        set(
+            "webhook-signature",
+            &signature::signature_header(secrets, n.message_id, timestamp, &body),
+        );
+        match webhook.spec.authorization {
+            AuthMode::Bearer => {
+                if let Some(token) = self.bearer(webhook, timestamp) {
+                    set("authorization", &format!("Bearer {token}"));
+                }
+            }
+            AuthMode::Basic => {
+                let pair = format!("{}:{}", webhook.spec.basic_username, webhook.spec.secret);
+                set(
+                    "authorization",
+                    &format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    ),
+                );
+            }
+            AuthMode::None => {}
+        }
+        // The webhook's own headers come last and win, `Authorization` included (validation
+        // already refused the ones Tidings must own: the signature headers and framing).
+        for (name, value) in &webhook.spec.headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(k, v);
+            }
+        }
         let request_headers = redacted(&headers);
+        let request_body =
+            String::from_utf8_lossy(&body[..body.len().min(MAX_RESPONSE_BODY)]).into_owned();
         let started = Instant::now();
         let fail = |outcome: Outcome, error: String| AttemptResult {
             outcome,
+            request_body: request_body.clone(),
             status: None,
             request_headers: request_headers.clone(),
             response_headers: BTreeMap::new(),
@@ -116,8 +267,11 @@ impl Sender {
         {
             return fail(Outcome::BlockedAddress, BlockedAddress(ip).to_string());
         }
-        let result = self
-            .client
+        let client = match webhook.spec.ssl_verification {
+            Toggle::Enabled => &self.verifying,
+            Toggle::Disabled => &self.insecure,
+        };
+        let result = client
             .post(&webhook.spec.url)
             .headers(headers)
             .body(body)
@@ -167,6 +321,7 @@ impl Sender {
         };
         AttemptResult {
             outcome,
+            request_body,
             status: Some(status.as_u16()),
             request_headers,
             response_headers,
@@ -184,40 +339,6 @@ fn literal_ip(url: &str) -> Option<IpAddr> {
         url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
         url::Host::Domain(_) => None,
     }
-}
-
-fn build_headers(
-    webhook: &Webhook,
-    event: &Event,
-    message_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
-        }
-    };
-    set("content-type", "application/json; charset=utf-8");
-    set("event-type", &event.kind);
-    set("webhook-id", message_id);
-    set("webhook-timestamp", &timestamp.to_string());
-    set(
-        "webhook-signature",
-        &signature::signature_header([webhook.spec.secret.as_str()], message_id, timestamp, body),
-    );
-    // The webhook's own headers come last and win (validation already refused the ones Tidings
-    // must own: the signature headers and framing).
-    for (name, value) in &webhook.spec.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            h.insert(n, v);
-        }
-    }
-    h
 }
 
 /// Header names whose values are credentials: recorded as `***`.

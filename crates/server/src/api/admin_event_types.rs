@@ -1,0 +1,176 @@
+//! Operator API: the event-type catalog (`/v1/admin/event-types`). Integrators read it at
+//! `GET /v1/event-types`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidings_core::event::EventType;
+use tidings_store::StoreError;
+
+use crate::auth::extract::Operator;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Pagination};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EventTypeInput {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    sample: Option<Value>,
+    #[serde(default)]
+    status_path: Option<String>,
+    #[serde(default)]
+    schema: Option<Value>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+fn build(name: String, input: EventTypeInput) -> ApiResult<EventType> {
+    if !valid_name(&name) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "must be 1-128 characters of letters, digits, '.', '_', '-' or ':'",
+        ));
+    }
+    let sample = input.sample.unwrap_or_else(|| json!({}));
+    if !sample.is_object() {
+        return Err(ApiError::invalid_field(
+            "sample",
+            "must be a JSON object (a realistic `data`)",
+        ));
+    }
+    if let Some(p) = &input.status_path
+        && !(p.is_empty() || p.starts_with('/'))
+    {
+        return Err(ApiError::invalid_field(
+            "statusPath",
+            "must be a JSON pointer into data, such as /status",
+        ));
+    }
+    if let Some(schema) = &input.schema {
+        let validator = crate::schemas::compile(schema).map_err(|e| {
+            ApiError::invalid_field("schema", format!("is not a valid JSON Schema: {e}"))
+        })?;
+        if let Err(e) = validator.validate(&sample) {
+            return Err(ApiError::invalid_field(
+                "sample",
+                format!("does not satisfy the schema: {e}"),
+            ));
+        }
+    }
+    Ok(EventType {
+        name,
+        description: input.description,
+        sample,
+        status_path: input.status_path,
+        schema: input.schema,
+    })
+}
+
+/// The catalog page after `cursor` (names sort).
+pub async fn page(state: &AppState, p: &Pagination) -> ApiResult<Value> {
+    let all = state.store.event_type_list().await?;
+    let after: Vec<&EventType> = all
+        .iter()
+        .filter(|t| p.cursor.as_deref().is_none_or(|c| t.name.as_str() > c))
+        .collect();
+    let limit = usize::try_from(p.limit).unwrap_or(50);
+    let next = (after.len() > limit).then(|| after[limit - 1].name.clone());
+    let data: Vec<&EventType> = after.into_iter().take(limit).collect();
+    Ok(json!({"data": data, "nextCursor": next}))
+}
+
+async fn list(_: Operator, State(state): State<AppState>, p: Pagination) -> ApiResult<Json<Value>> {
+    page(&state, &p).await.map(Json)
+}
+
+async fn find(state: &AppState, name: &str) -> ApiResult<EventType> {
+    state
+        .store
+        .event_type_list()
+        .await?
+        .into_iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| ApiError::not_found("event type"))
+}
+
+async fn create(
+    _: Operator,
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<EventTypeInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = input
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::invalid_field("name", "is required"))?;
+    let t = build(name, input)?;
+    state
+        .store
+        .event_type_create(&t, state.clock.now_ms())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(t))))
+}
+
+async fn get_one(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(find(&state, &name).await?)))
+}
+
+async fn replace(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(input): JsonBody<EventTypeInput>,
+) -> ApiResult<Json<Value>> {
+    if input.name.as_ref().is_some_and(|n| n != &name) {
+        return Err(ApiError::invalid_field("name", "cannot be changed"));
+    }
+    let t = build(name, input)?;
+    state.store.event_type_update(&t).await.map_err(not_found)?;
+    Ok(Json(json!(t)))
+}
+
+async fn delete(
+    _: Operator,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .event_type_delete(&name)
+        .await
+        .map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("event type"),
+        e => e.into(),
+    }
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/admin/event-types", get(list).post(create))
+        .route(
+            "/v1/admin/event-types/{name}",
+            get(get_one).put(replace).delete(delete),
+        )
+}

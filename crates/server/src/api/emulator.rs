@@ -1,0 +1,140 @@
+//! The emulator (seeds 000/001): sends one notification now, built exactly like a real one
+//! (same headers, signature, envelope and options), and reports the request and the response.
+//! Nothing is stored: an emulated notification is not a delivery.
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidings_core::event::Event;
+use tidings_core::ids;
+use tidings_core::webhook::{Webhook, WebhookInput};
+use tidings_core::workspace::Workspace;
+
+use crate::auth::extract::Integrator;
+use crate::delivery::sender::Notification;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
+use crate::state::AppState;
+
+/// What to emulate: an event type (default: the webhook's first trigger) and its data
+/// (default: the type's sample).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestInput {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub data: Option<Value>,
+}
+
+/// Sends the notification and describes what happened.
+pub async fn emulate(
+    state: &AppState,
+    workspace: &Workspace,
+    webhook: &Webhook,
+    input: TestInput,
+) -> ApiResult<Value> {
+    let kind = input
+        .kind
+        .or_else(|| webhook.spec.triggers.first().cloned())
+        .unwrap_or_default();
+    let types = state.store.event_type_list().await?;
+    let Some(event_type) = types.into_iter().find(|t| t.name == kind) else {
+        return Err(ApiError::invalid_field(
+            "type",
+            format!("unknown event type '{kind}'"),
+        ));
+    };
+    let data = input.data.unwrap_or_else(|| event_type.sample.clone());
+    if !data.is_object() {
+        return Err(ApiError::invalid_field("data", "must be a JSON object"));
+    }
+    let now = state.clock.now_ms();
+    let event = Event {
+        id: ids::event_id(),
+        kind: kind.clone(),
+        workspace_id: workspace.id.clone(),
+        data: data.to_string(),
+        branch_id: None,
+        business_unit_id: None,
+        subject_id: None,
+        sender: None,
+        origin_client_id: None,
+        idempotency_key: None,
+        occurred_at: now,
+        created_at: now,
+    };
+    let message_id = ids::message_id();
+    let result = state
+        .sender
+        .send(
+            Notification {
+                webhook,
+                event: &event,
+                message_id: &message_id,
+                status_path: event_type.status_path.as_deref(),
+                company_fields: Some(&workspace.fields),
+            },
+            now,
+        )
+        .await;
+    tracing::info!(webhook = %webhook.id, outcome = result.outcome.as_str(), status = ?result.status, "emulated notification sent");
+    let response = result.status.map(|status| {
+        json!({"status": status, "headers": result.response_headers, "body": result.response_body})
+    });
+    Ok(json!({
+        "messageId": message_id,
+        "type": kind,
+        "outcome": result.outcome.as_str(),
+        "durationMs": u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+        "error": result.error,
+        "request": {"method": "POST", "url": webhook.spec.url, "headers": result.request_headers, "body": result.request_body},
+        "response": response,
+    }))
+}
+
+/// `POST /v1/emulator`: emulate for a webhook that is not saved. The body is a webhook body, or
+/// `{"webhook": {...}, "type": ..., "data": ...}` to choose the event too.
+async fn emulator(
+    who: Integrator,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let (webhook_body, test) = match body {
+        Value::Object(mut m) if m.contains_key("webhook") => {
+            let webhook = m.remove("webhook").unwrap_or_default();
+            let test: TestInput =
+                crate::extract::parse_json(Value::Object(m).to_string().as_bytes())?;
+            (webhook, test)
+        }
+        other => (other, TestInput::default()),
+    };
+    let input: WebhookInput = crate::extract::parse_json(webhook_body.to_string().as_bytes())?;
+    let types: std::collections::HashSet<String> = state
+        .store
+        .event_type_list()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let (spec, _) = input.into_spec(|t| types.contains(t))?;
+    let now = state.clock.now_ms();
+    let webhook = Webhook {
+        id: format!("emulator-{}", ids::webhook_id(now)),
+        workspace_id: who.workspace.id.clone(),
+        spec,
+        updated: now,
+        disabled_reason: None,
+        previous_secret: None,
+        owner_client_id: Some(who.claims.client_id.clone()),
+        created_at: now,
+    };
+    emulate(&state, &who.workspace, &webhook, test)
+        .await
+        .map(Json)
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/v1/emulator", post(emulator))
+}
