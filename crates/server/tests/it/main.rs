@@ -6,7 +6,10 @@ mod harness;
 mod receiver;
 
 mod api_errors;
+mod catalog;
 mod delivery;
 mod oauth;
 mod operator;
+mod options;
+mod tenancy;
 mod webhooks;

@@ -63,6 +63,32 @@ impl TestReceiver {
     }
 
     pub async fn start_on(addr: SocketAddr) -> Self {
+        Self::start_inner(addr, None).await
+    }
+
+    /// A receiver speaking HTTPS with a freshly generated self-signed certificate for
+    /// 127.0.0.1 (what a client that verifies certificates must refuse).
+    pub async fn start_tls() -> Self {
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+        ])
+        .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_inner("127.0.0.1:0".parse().unwrap(), Some(acceptor)).await
+    }
+
+    async fn start_inner(addr: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
@@ -73,14 +99,27 @@ impl TestReceiver {
                     break;
                 };
                 let s = s.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let s = s.clone();
                         async move { Ok::<_, Infallible>(handle(s, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -89,6 +128,10 @@ impl TestReceiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
     }
 
     /// The next answers, in order; 200 after they run out.
