@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// One problem with one field of a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FieldError {
     /// The field, as a JSON path in the request (`url`, `triggers[2]`, `headers.X-Foo`).
     pub field: String,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::error::{Errors, ValidationError};
 
 /// Who caused an event (seed 001's `Sender`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sender {
     #[serde(default)]
@@ -18,7 +18,7 @@ pub struct Sender {
 }
 
 /// An event as the operator publishes it (`POST /v1/events`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventInput {
     #[serde(rename = "type")]
@@ -110,7 +110,7 @@ impl EventInput {
 }
 
 /// An entry of the event-type catalog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventType {
     pub name: String,

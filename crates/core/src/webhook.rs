@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Errors, ValidationError};
 
 /// Whether a webhook receives notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Enabled,
@@ -35,7 +35,7 @@ impl Status {
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } default $default:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
         pub enum $name {
             $(
                 #[serde(rename = $text)]
@@ -83,7 +83,7 @@ fn default_basic_username() -> String {
 }
 
 /// The configuration of a webhook, validated. Everything an integrator can set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
     pub name: String,
@@ -122,7 +122,7 @@ pub struct WebhookSpec {
 }
 
 /// A stored webhook.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     pub id: String,
@@ -146,7 +146,7 @@ pub struct Webhook {
 
 /// A webhook body as sent by the integrator. Every field is optional here so the same type serves
 /// `POST`/`PUT` (where [`WebhookInput::into_spec`] enforces the required ones) and `PATCH`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookInput {
     pub name: Option<String>,

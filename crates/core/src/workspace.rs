@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 use crate::error::{Errors, ValidationError};
 
 /// The role of a workspace in the MSP tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkspaceType {
     #[default]
@@ -37,7 +39,7 @@ impl WorkspaceType {
 }
 
 /// A named unit (branch or business unit) of a workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unit {
     pub id: String,
@@ -46,7 +48,7 @@ pub struct Unit {
 }
 
 /// A stored workspace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Workspace {
     pub id: String,
@@ -66,7 +68,7 @@ pub struct Workspace {
 }
 
 /// The mutable part of a workspace, as the operator sends it (`POST` adds `id`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkspaceInput {
     #[serde(default)]

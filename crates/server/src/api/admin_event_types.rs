@@ -1,10 +1,12 @@
 //! Operator API: the event-type catalog (`/v1/admin/event-types`). Integrators read it at
 //! `GET /v1/event-types`.
 
+use super::doc::{Auth, Op, PageOf, Routes};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::routing::{post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tidings_core::event::EventType;
@@ -15,9 +17,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Pagination};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EventTypeInput {
+pub struct EventTypeInput {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -146,7 +148,7 @@ async fn replace(
     Ok(Json(json!(t)))
 }
 
-async fn delete(
+async fn delete_one(
     _: Operator,
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -166,11 +168,59 @@ fn not_found(e: StoreError) -> ApiError {
     }
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/v1/admin/event-types", get(list).post(create))
-        .route(
-            "/v1/admin/event-types/{name}",
-            get(get_one).put(replace).delete(delete),
+pub fn routes() -> Routes {
+    let one = "/v1/admin/event-types/{name}";
+    Routes::new()
+        .add(
+            Op::new(
+                "post",
+                "/v1/admin/event-types",
+                "operator",
+                Auth::Operator,
+                "Add an event type",
+            )
+            .body::<EventTypeInput>()
+            .returns::<EventType>(201, "Created"),
+            post(create),
+        )
+        .add(
+            Op::new(
+                "get",
+                "/v1/admin/event-types",
+                "operator",
+                Auth::Operator,
+                "List event types",
+            )
+            .paginated()
+            .returns::<PageOf<EventType>>(200, "A page"),
+            get(list),
+        )
+        .add(
+            Op::new("get", one, "operator", Auth::Operator, "Get an event type")
+                .returns::<EventType>(200, "The type"),
+            get(get_one),
+        )
+        .add(
+            Op::new(
+                "put",
+                one,
+                "operator",
+                Auth::Operator,
+                "Replace an event type",
+            )
+            .body::<EventTypeInput>()
+            .returns::<EventType>(200, "Replaced"),
+            put(replace),
+        )
+        .add(
+            Op::new(
+                "delete",
+                one,
+                "operator",
+                Auth::Operator,
+                "Delete an event type (409 while webhooks subscribe to it)",
+            )
+            .empty(204, "Deleted"),
+            axum::routing::delete(delete_one),
         )
 }

@@ -1,6 +1,7 @@
 //! Operator API: integration clients (`/v1/admin/workspaces/{id}/clients`). The secret is
 //! returned on creation and regeneration only; the store keeps its hash.
 
+use super::doc::{Auth, Op, PageOf, Routes};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,26 +16,38 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Pagination};
 use crate::state::AppState;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateClient {
+pub struct CreateClient {
     #[serde(default)]
     name: Option<String>,
 }
 
+/// An integration client as the API shows it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientView {
+    pub client_id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub generation: i64,
+    pub created_at: String,
+    pub regenerated_at: Option<String>,
+    /// Present only in the answers to create and regenerate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
 fn view(c: &Client, secret: Option<&str>) -> Value {
-    let mut v = json!({
-        "clientId": c.client_id,
-        "workspaceId": c.workspace_id,
-        "name": c.name,
-        "generation": c.generation,
-        "createdAt": tidings_core::rfc3339(c.created_at),
-        "regeneratedAt": c.regenerated_at.map(tidings_core::rfc3339),
-    });
-    if let Some(s) = secret {
-        v["clientSecret"] = json!(s);
-    }
-    v
+    json!(ClientView {
+        client_id: c.client_id.clone(),
+        workspace_id: c.workspace_id.clone(),
+        name: c.name.clone(),
+        generation: c.generation,
+        created_at: tidings_core::rfc3339(c.created_at),
+        regenerated_at: c.regenerated_at.map(tidings_core::rfc3339),
+        client_secret: secret.map(str::to_string),
+    })
 }
 
 async fn workspace_exists(state: &AppState, id: &str) -> ApiResult<()> {
@@ -133,15 +146,53 @@ fn not_found(e: StoreError) -> ApiError {
     }
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/v1/admin/workspaces/{id}/clients", get(list).post(create))
-        .route(
-            "/v1/admin/workspaces/{id}/clients/{client_id}/regenerate",
+pub fn routes() -> Routes {
+    let base = "/v1/admin/workspaces/{id}/clients";
+    Routes::new()
+        .add(
+            Op::new(
+                "post",
+                base,
+                "operator",
+                Auth::Operator,
+                "Create integration client credentials (the secret is returned only here)",
+            )
+            .body::<CreateClient>()
+            .returns::<ClientView>(201, "Created, with clientSecret"),
+            post(create),
+        )
+        .add(
+            Op::new(
+                "get",
+                base,
+                "operator",
+                Auth::Operator,
+                "List a workspace's clients (without secrets)",
+            )
+            .paginated()
+            .returns::<PageOf<ClientView>>(200, "A page"),
+            get(list),
+        )
+        .add(
+            Op::new(
+                "post",
+                "/v1/admin/workspaces/{id}/clients/{client_id}/regenerate",
+                "operator",
+                Auth::Operator,
+                "New secret; the old one and every token issued under it stop working",
+            )
+            .returns::<ClientView>(200, "The client with its new clientSecret"),
             post(regenerate),
         )
-        .route(
-            "/v1/admin/workspaces/{id}/clients/{client_id}",
+        .add(
+            Op::new(
+                "delete",
+                "/v1/admin/workspaces/{id}/clients/{client_id}",
+                "operator",
+                Auth::Operator,
+                "Delete a client",
+            )
+            .empty(204, "Deleted"),
             delete(remove),
         )
 }

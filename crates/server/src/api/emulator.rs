@@ -2,6 +2,7 @@
 //! (same headers, signature, envelope and options), and reports the request and the response.
 //! Nothing is stored: an emulated notification is not a delivery.
 
+use super::doc::{Auth, Op, Routes};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
@@ -20,7 +21,7 @@ use crate::state::AppState;
 
 /// What to emulate: an event type (default: the webhook's first trigger) and its data
 /// (default: the type's sample).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestInput {
     #[serde(rename = "type")]
@@ -80,18 +81,58 @@ pub async fn emulate(
         )
         .await;
     tracing::info!(webhook = %webhook.id, outcome = result.outcome.as_str(), status = ?result.status, "emulated notification sent");
-    let response = result.status.map(|status| {
-        json!({"status": status, "headers": result.response_headers, "body": result.response_body})
+    let response = result.status.map(|status| ReportResponse {
+        status,
+        headers: result.response_headers,
+        body: result.response_body,
     });
-    Ok(json!({
-        "messageId": message_id,
-        "type": kind,
-        "outcome": result.outcome.as_str(),
-        "durationMs": u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
-        "error": result.error,
-        "request": {"method": "POST", "url": webhook.spec.url, "headers": result.request_headers, "body": result.request_body},
-        "response": response,
+    Ok(json!(Report {
+        message_id,
+        kind,
+        outcome: result.outcome.as_str().to_string(),
+        duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+        error: result.error,
+        request: ReportRequest {
+            method: "POST".into(),
+            url: webhook.spec.url.clone(),
+            headers: result.request_headers,
+            body: result.request_body,
+        },
+        response,
     }))
+}
+
+/// What the emulator sent and received.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `ok`, `http_status`, `timeout`, `dns`, `connect`, `tls`, `blocked_address`, `too_large`.
+    pub outcome: String,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    pub request: ReportRequest,
+    /// Null when no HTTP response arrived.
+    pub response: Option<ReportResponse>,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ReportRequest {
+    pub method: String,
+    pub url: String,
+    /// Credentials redacted as `***`.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: String,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ReportResponse {
+    pub status: u16,
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Up to 64 KiB.
+    pub body: String,
 }
 
 /// `POST /v1/emulator`: emulate for a webhook that is not saved. The body is a webhook body, or
@@ -135,6 +176,17 @@ async fn emulator(
         .map(Json)
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new().route("/v1/emulator", post(emulator))
+pub fn routes() -> Routes {
+    Routes::new().add(
+        Op::new(
+            "post",
+            "/v1/emulator",
+            "integrator",
+            Auth::Integrator,
+            "Emulator for an unsaved webhook: a webhook body, or {webhook, type, data}",
+        )
+        .body::<serde_json::Value>()
+        .returns::<Report>(200, "What was sent and received"),
+        post(emulator),
+    )
 }

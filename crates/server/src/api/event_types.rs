@@ -1,5 +1,6 @@
 //! The event-type catalog as integrators see it (`GET /v1/event-types`).
 
+use super::doc::{Auth, Op, Routes};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
@@ -18,6 +19,17 @@ async fn list(
     super::admin_event_types::page(&state, &p).await.map(Json)
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new().route("/v1/event-types", get(list))
+pub fn routes() -> Routes {
+    Routes::new().add(
+        Op::new(
+            "get",
+            "/v1/event-types",
+            "integrator",
+            Auth::Integrator,
+            "The event-type catalog, with samples",
+        )
+        .paginated()
+        .returns::<super::doc::PageOf<tidings_core::event::EventType>>(200, "A page"),
+        get(list),
+    )
 }

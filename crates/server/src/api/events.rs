@@ -1,6 +1,7 @@
 //! Operator API: publishing events (`POST /v1/events`, `POST /v1/events/batch`).
 //! A 202 is answered only after the event and its deliveries are committed (group commit).
 
+use super::doc::{Auth, Op, PageOf, Routes};
 use std::collections::HashMap;
 
 use axum::Json;
@@ -88,8 +89,26 @@ async fn event_types(state: &AppState) -> ApiResult<HashMap<String, EventType>> 
         .collect())
 }
 
+/// What publishing one event did.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct OutcomeView {
+    /// The event id.
+    pub id: String,
+    /// Webhooks that matched and will be notified.
+    pub deliveries: i64,
+    /// Webhooks that matched but belong to the client that caused the event (no echo).
+    pub suppressed: i64,
+    /// True when this repeats an earlier publish with the same idempotency key.
+    pub duplicate: bool,
+}
+
 fn outcome_json(o: &PublishOutcome) -> Value {
-    json!({"id": o.id, "deliveries": o.deliveries, "suppressed": o.suppressed, "duplicate": o.duplicate})
+    json!(OutcomeView {
+        id: o.id.clone(),
+        deliveries: o.deliveries,
+        suppressed: o.suppressed,
+        duplicate: o.duplicate
+    })
 }
 
 fn publish_error(e: PublishError) -> ApiError {
@@ -137,9 +156,9 @@ async fn publish(
     Ok((StatusCode::ACCEPTED, Json(outcome_json(&o))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Batch {
+pub struct Batch {
     events: Vec<EventInput>,
 }
 
@@ -164,8 +183,30 @@ async fn publish_batch(
     Ok((StatusCode::ACCEPTED, Json(json!({"data": data}))))
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/v1/events", post(publish))
-        .route("/v1/events/batch", post(publish_batch))
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(
+            Op::new(
+                "post",
+                "/v1/events",
+                "operator",
+                Auth::Operator,
+                "Publish an event; 202 once it and its deliveries are durable",
+            )
+            .body::<EventInput>()
+            .returns::<OutcomeView>(202, "Accepted"),
+            post(publish),
+        )
+        .add(
+            Op::new(
+                "post",
+                "/v1/events/batch",
+                "operator",
+                Auth::Operator,
+                "Publish up to 1000 events in one durable commit",
+            )
+            .body::<Batch>()
+            .returns::<PageOf<OutcomeView>>(202, "Accepted, outcomes in order"),
+            post(publish_batch),
+        )
 }

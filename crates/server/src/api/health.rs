@@ -1,5 +1,6 @@
 //! Liveness and readiness probes.
 
+use super::doc::{Auth, Op, Routes};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,8 +28,37 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<(StatusCode, Json<Va
     ))
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+/// Probe answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Health {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(
+            Op::new(
+                "get",
+                "/healthz",
+                "health",
+                Auth::Public,
+                "Liveness: the process is up",
+            )
+            .returns::<Health>(200, "Up"),
+            get(healthz),
+        )
+        .add(
+            Op::new(
+                "get",
+                "/readyz",
+                "health",
+                Auth::Public,
+                "Readiness: the store answers",
+            )
+            .returns::<Health>(200, "Ready")
+            .returns::<super::doc::ErrorBody>(503, "The store is unreachable"),
+            get(readyz),
+        )
 }

@@ -1,6 +1,7 @@
 //! Public keys: `GET /.well-known/jwks.json` and `GET /v1/certificates` (PEM download).
 //! Unauthenticated: receivers fetch them to verify tokens.
 
+use super::doc::{Auth, Op, Routes};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -29,8 +30,28 @@ async fn certificates(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/v1/certificates", get(certificates))
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(
+            Op::new(
+                "get",
+                "/.well-known/jwks.json",
+                "keys",
+                Auth::Public,
+                "JSON Web Key Set: the keys that verify access tokens and notification tokens",
+            )
+            .returns::<serde_json::Value>(200, "JWKS"),
+            get(jwks),
+        )
+        .add(
+            Op::new(
+                "get",
+                "/v1/certificates",
+                "keys",
+                Auth::Public,
+                "The same public keys as a PEM bundle (download)",
+            )
+            .empty(200, "application/x-pem-file"),
+            get(certificates),
+        )
 }

@@ -3,6 +3,7 @@
 
 mod admin_event_types;
 mod clients;
+pub mod doc;
 mod emulator;
 mod event_types;
 mod events;
@@ -60,20 +61,52 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
+/// Every route with its documentation (the OpenAPI document is built from this).
+pub fn routes() -> doc::Routes {
+    doc::Routes::new()
+        .merge(health::routes())
+        .merge(keys::routes())
+        .merge(oauth::routes())
+        .merge(workspaces::routes())
+        .merge(clients::routes())
+        .merge(events::routes())
+        .merge(admin_event_types::routes())
+        .merge(event_types::routes())
+        .merge(webhooks::routes())
+        .merge(emulator::routes())
+}
+
+/// The OpenAPI 3.1 document of every route, `/openapi.json` included.
+pub fn openapi_document() -> serde_json::Value {
+    let mut ops = routes().ops;
+    ops.push(openapi_op());
+    doc::openapi(&ops)
+}
+
+fn openapi_op() -> doc::Op {
+    doc::Op::new(
+        "get",
+        "/openapi.json",
+        "meta",
+        doc::Auth::Public,
+        "This OpenAPI 3.1 document",
+    )
+    .returns::<serde_json::Value>(200, "The document")
+}
+
 /// The whole API with its layers.
 pub fn router(state: AppState) -> axum::Router {
     let body_limit = state.config.max_body_bytes;
-    axum::Router::new()
-        .merge(health::router())
-        .merge(keys::router())
-        .merge(oauth::router())
-        .merge(workspaces::router())
-        .merge(clients::router())
-        .merge(events::router())
-        .merge(event_types::router())
-        .merge(admin_event_types::router())
-        .merge(webhooks::router())
-        .merge(emulator::router())
+    let document = std::sync::Arc::new(openapi_document());
+    let routes = routes().add(
+        openapi_op(),
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move { axum::Json((*document).clone()) }
+        }),
+    );
+    routes
+        .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -2,6 +2,7 @@
 //! body and the standard form body (client credentials in the body or as HTTP Basic); answers
 //! errors in the RFC 6749 §5.2 shape.
 
+use super::doc::{Auth, Op, Routes};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -64,8 +65,9 @@ impl IntoResponse for OAuthError {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct TokenRequest {
+/// A token request (RFC 6749 §4.4).
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub struct TokenRequest {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -188,7 +190,11 @@ async fn token(State(state): State<AppState>, req: Request) -> Result<Response, 
             (header::CACHE_CONTROL, "no-store"),
             (header::PRAGMA, "no-cache"),
         ],
-        Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl})),
+        Json(TokenResponse {
+            access_token: token,
+            token_type: "Bearer".into(),
+            expires_in: ttl,
+        }),
     )
         .into_response())
 }
@@ -215,6 +221,38 @@ fn serde_urlencoded_like(body: &[u8]) -> Result<TokenRequest, OAuthError> {
     Ok(req)
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new().route("/oauth/token", post(token))
+/// The token response (RFC 6749 §5.1).
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+/// The error response (RFC 6749 §5.2).
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct OAuthErrorBody {
+    pub error: String,
+    pub error_description: String,
+}
+
+pub fn routes() -> Routes {
+    Routes::new().add(
+        Op::new(
+            "post",
+            "/oauth/token",
+            "oauth",
+            Auth::Client,
+            "OAuth 2.0 client credentials: an access token (JSON or form body)",
+        )
+        .body::<TokenRequest>()
+        .returns::<TokenResponse>(200, "Token")
+        .returns::<OAuthErrorBody>(
+            400,
+            "invalid_request, unsupported_grant_type, invalid_audience",
+        )
+        .returns::<OAuthErrorBody>(401, "invalid_client")
+        .returns::<OAuthErrorBody>(403, "integration_disabled, plan_upgrade_required"),
+        post(token),
+    )
 }

@@ -1,6 +1,8 @@
 //! Integrator API: webhook configurations (`/v1/settings/webhooks`), with the seed's fields
 //! and paths. Every request acts on the workspace in the `Workspace` header.
 
+use super::doc::{Auth, Op, PageOf, Routes};
+use axum::routing::put;
 use std::collections::HashSet;
 
 use axum::Json;
@@ -19,12 +21,29 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Pagination};
 use crate::state::AppState;
 
+/// A webhook as the API shows it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// Notes about accepted but questionable settings (e.g. plain http).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// After a rotation: until when the previous secret also signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
+}
+
 fn view(w: &Webhook, warnings: &Warnings) -> Value {
-    let mut v = json!(w);
-    if !warnings.is_empty() {
-        v["warnings"] = json!(warnings);
-    }
-    v
+    json!(WebhookView {
+        webhook: w.clone(),
+        warnings: warnings.clone(),
+        previous_secret_expires_at: w
+            .previous_secret
+            .as_ref()
+            .map(|p| tidings_core::rfc3339(p.1)),
+    })
 }
 
 async fn known_types(state: &AppState) -> ApiResult<HashSet<String>> {
@@ -215,9 +234,9 @@ async fn delete(
 /// How long a rotated-out secret keeps signing.
 const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateInput {
+pub struct RotateInput {
     secret: Option<String>,
 }
 
@@ -245,9 +264,7 @@ async fn rotate(
     w.updated = bump(&state, w.updated);
     state.store.webhook_update(&w).await.map_err(not_found)?;
     tracing::info!(workspace = %w.workspace_id, webhook = %w.id, "webhook secret rotated");
-    let mut v = view(&w, &Vec::new());
-    v["previousSecretExpiresAt"] = json!(tidings_core::rfc3339(expires));
-    Ok(Json(v))
+    Ok(Json(view(&w, &Vec::new())))
 }
 
 /// `POST .../test`: the emulator for a saved webhook.
@@ -264,13 +281,99 @@ async fn test(
         .map(Json)
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/v1/settings/webhooks", get(list).post(create))
-        .route(
-            "/v1/settings/webhooks/{id}",
-            get(get_one).put(replace).patch(patch).delete(delete),
+pub fn routes() -> Routes {
+    let base = "/v1/settings/webhooks";
+    let one = "/v1/settings/webhooks/{id}";
+    Routes::new()
+        .add(
+            Op::new(
+                "post",
+                base,
+                "integrator",
+                Auth::Integrator,
+                "Create a webhook configuration",
+            )
+            .body::<WebhookInput>()
+            .returns::<WebhookView>(201, "Created"),
+            post(create),
         )
-        .route("/v1/settings/webhooks/{id}/secret/rotate", post(rotate))
-        .route("/v1/settings/webhooks/{id}/test", post(test))
+        .add(
+            Op::new(
+                "get",
+                base,
+                "integrator",
+                Auth::Integrator,
+                "List the workspace's webhooks",
+            )
+            .paginated()
+            .returns::<PageOf<WebhookView>>(200, "A page"),
+            get(list),
+        )
+        .add(
+            Op::new("get", one, "integrator", Auth::Integrator, "Get a webhook")
+                .returns::<WebhookView>(200, "The webhook"),
+            get(get_one),
+        )
+        .add(
+            Op::new(
+                "put",
+                one,
+                "integrator",
+                Auth::Integrator,
+                "Replace a webhook (an omitted secret is kept)",
+            )
+            .body::<WebhookInput>()
+            .returns::<WebhookView>(200, "Replaced"),
+            put(replace),
+        )
+        .add(
+            Op::new(
+                "patch",
+                one,
+                "integrator",
+                Auth::Integrator,
+                "Change the fields sent",
+            )
+            .body::<WebhookInput>()
+            .returns::<WebhookView>(200, "Changed"),
+            axum::routing::patch(patch),
+        )
+        .add(
+            Op::new(
+                "delete",
+                one,
+                "integrator",
+                Auth::Integrator,
+                "Delete a webhook; pending deliveries are cancelled",
+            )
+            .empty(204, "Deleted"),
+            axum::routing::delete(delete),
+        )
+        .add(
+            Op::new(
+                "post",
+                "/v1/settings/webhooks/{id}/secret/rotate",
+                "integrator",
+                Auth::Integrator,
+                "New secret; the previous one keeps signing for 24 hours",
+            )
+            .body::<RotateInput>()
+            .returns::<WebhookView>(
+                200,
+                "The webhook with its new secret and previousSecretExpiresAt",
+            ),
+            post(rotate),
+        )
+        .add(
+            Op::new(
+                "post",
+                "/v1/settings/webhooks/{id}/test",
+                "integrator",
+                Auth::Integrator,
+                "Emulator: send one notification now and report it",
+            )
+            .body::<super::emulator::TestInput>()
+            .returns::<super::emulator::Report>(200, "What was sent and received"),
+            post(test),
+        )
 }

@@ -1,9 +1,11 @@
 //! Operator API: workspaces (`/v1/admin/workspaces`).
 
+use super::doc::{Auth, Op, PageOf, Routes};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::routing::{delete, patch, post, put};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tidings_core::workspace::{Workspace, WorkspaceInput, WorkspaceType};
@@ -14,7 +16,7 @@ use crate::extract::{JsonBody, Pagination};
 use crate::state::AppState;
 
 /// A workspace as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceView<'a> {
     #[serde(flatten)]
@@ -126,7 +128,7 @@ async fn replace(
     save(&state, existing, input).await
 }
 
-async fn patch(
+async fn patch_one(
     _: Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -167,7 +169,7 @@ async fn save(
     Ok(Json(view(&ws)))
 }
 
-async fn delete(
+async fn remove(
     _: Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -183,11 +185,71 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/v1/admin/workspaces", get(list).post(create))
-        .route(
-            "/v1/admin/workspaces/{id}",
-            get(get_one).put(replace).patch(patch).delete(delete),
+pub fn routes() -> Routes {
+    let one = "/v1/admin/workspaces/{id}";
+    Routes::new()
+        .add(
+            Op::new(
+                "post",
+                "/v1/admin/workspaces",
+                "operator",
+                Auth::Operator,
+                "Create a workspace",
+            )
+            .body::<WorkspaceInput>()
+            .returns::<WorkspaceView<'static>>(201, "Created"),
+            post(create),
+        )
+        .add(
+            Op::new(
+                "get",
+                "/v1/admin/workspaces",
+                "operator",
+                Auth::Operator,
+                "List workspaces",
+            )
+            .paginated()
+            .returns::<PageOf<WorkspaceView<'static>>>(200, "A page"),
+            get(list),
+        )
+        .add(
+            Op::new("get", one, "operator", Auth::Operator, "Get a workspace")
+                .returns::<WorkspaceView<'static>>(200, "The workspace"),
+            get(get_one),
+        )
+        .add(
+            Op::new(
+                "put",
+                one,
+                "operator",
+                Auth::Operator,
+                "Replace a workspace (omitted optional fields take their defaults)",
+            )
+            .body::<WorkspaceInput>()
+            .returns::<WorkspaceView<'static>>(200, "Replaced"),
+            put(replace),
+        )
+        .add(
+            Op::new(
+                "patch",
+                one,
+                "operator",
+                Auth::Operator,
+                "Change the fields sent",
+            )
+            .body::<serde_json::Value>()
+            .returns::<WorkspaceView<'static>>(200, "Changed"),
+            patch(patch_one),
+        )
+        .add(
+            Op::new(
+                "delete",
+                one,
+                "operator",
+                Auth::Operator,
+                "Delete a workspace, its clients and webhooks (409 while it has children)",
+            )
+            .empty(204, "Deleted"),
+            delete(remove),
         )
 }

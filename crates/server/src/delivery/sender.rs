@@ -71,6 +71,9 @@ impl Outcome {
     }
 }
 
+/// Bearer tokens by (webhook id, audience): (token, expiry in Unix seconds).
+type TokenCache = HashMap<(String, String), (String, i64)>;
+
 /// One notification to send: the event, the webhook, and what the payload options need.
 #[derive(Debug, Clone, Copy)]
 pub struct Notification<'a> {
@@ -107,7 +110,7 @@ pub struct Sender {
     keys: Arc<Keys>,
     issuer: String,
     /// Bearer tokens by (webhook id, audience), reused until shortly before they expire.
-    tokens: Arc<Mutex<HashMap<(String, String), (String, i64)>>>,
+    tokens: Arc<Mutex<TokenCache>>,
 }
 
 impl std::fmt::Debug for Sender {

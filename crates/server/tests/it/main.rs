@@ -9,6 +9,7 @@ mod api_errors;
 mod catalog;
 mod delivery;
 mod oauth;
+mod openapi;
 mod operator;
 mod options;
 mod tenancy;
