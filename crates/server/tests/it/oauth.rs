@@ -54,6 +54,44 @@ async fn the_seed_token_request_returns_a_bearer_token_for_a_day(backend: Backen
     );
 }
 
+/// `GET /v1/certificates`: the JWKS keys as PEM (SPKI), downloadable.
+async fn the_certificates_are_the_jwks_keys_as_pem(backend: Backend) {
+    use base64::Engine;
+    let app = TestApp::spawn(backend).await;
+    let r = app
+        .http
+        .get(app.url("/v1/certificates"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/x-pem-file");
+    let pem = r.text().await.unwrap();
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN PUBLIC KEY"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let jwks: Value = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(der.len(), 44, "Ed25519 SubjectPublicKeyInfo");
+    assert_eq!(&der[12..], x.as_slice());
+}
+
 async fn the_form_body_and_basic_client_authentication_work(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_workspace("w", json!({})).await;
@@ -236,6 +274,7 @@ async fn workspaces_without_integration_get_403_with_the_reason(backend: Backend
 
 crate::both_backends!(
     the_seed_token_request_returns_a_bearer_token_for_a_day,
+    the_certificates_are_the_jwks_keys_as_pem,
     the_form_body_and_basic_client_authentication_work,
     bad_token_requests_get_rfc6749_errors,
     expired_and_forged_tokens_are_rejected,
