@@ -127,6 +127,9 @@ pub struct EventType {
     pub schema: Option<Value>,
 }
 
+/// The operational event published when Tidings disables a webhook.
+pub const OPERATIONAL_WEBHOOK_DISABLED: &str = "webhook.disabled";
+
 /// The event types the server ships with (SPEC §2), with samples taken from the seeds.
 pub fn default_event_types() -> Vec<EventType> {
     let workorder = json!({

@@ -69,6 +69,15 @@ struct RawDelivery {
     poll_interval: Duration,
     #[serde(with = "humantime_serde")]
     shutdown_grace: Duration,
+    per_webhook_concurrency: usize,
+    #[serde(with = "humantime_serde")]
+    auto_disable_after: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperational {
+    workspace: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +104,7 @@ struct RawConfig {
     oauth: RawOauth,
     delivery: RawDelivery,
     database: RawDatabase,
+    operational: RawOperational,
 }
 
 /// Delivery worker settings.
@@ -107,6 +117,10 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
+    /// Requests in flight at once to one webhook, per node.
+    pub per_webhook_concurrency: usize,
+    /// Failing this long without a success disables a webhook.
+    pub auto_disable_after: Duration,
 }
 
 /// Validated configuration.
@@ -129,6 +143,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub db_max_connections: u32,
     pub publish_batch: usize,
+    /// Workspace of Tidings' operational events.
+    pub operational_workspace: String,
 }
 
 impl Config {
@@ -268,6 +284,12 @@ impl RawConfig {
         if d.concurrency == 0 {
             return Err(invalid("delivery.concurrency", "must be at least 1"));
         }
+        if !tidings_core::workspace::valid_id(&self.operational.workspace) {
+            return Err(invalid(
+                "operational.workspace",
+                "must be a valid workspace id",
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
@@ -295,9 +317,12 @@ impl RawConfig {
                 concurrency: d.concurrency,
                 poll_interval: d.poll_interval.max(Duration::from_millis(10)),
                 shutdown_grace: d.shutdown_grace,
+                per_webhook_concurrency: d.per_webhook_concurrency.max(1),
+                auto_disable_after: d.auto_disable_after,
             },
             db_max_connections: self.database.max_connections,
             publish_batch: self.database.publish_batch.max(1),
+            operational_workspace: self.operational.workspace,
         })
     }
 }

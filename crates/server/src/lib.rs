@@ -12,6 +12,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod schemas;
 pub mod state;
 
@@ -57,6 +58,34 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Creates the workspace of operational events on first start (integration on, default plan).
+async fn ensure_operational_workspace(
+    store: &Store,
+    config: &Config,
+    now: i64,
+) -> anyhow::Result<()> {
+    let id = &config.operational_workspace;
+    if store.workspace_get(id).await?.is_some() {
+        return Ok(());
+    }
+    let ws = tidings_core::workspace::Workspace {
+        id: id.clone(),
+        name: "Tidings operational events".into(),
+        kind: tidings_core::workspace::WorkspaceType::Regular,
+        parent_id: None,
+        plan: config.default_plan.clone(),
+        integration_enabled: true,
+        branches: Vec::new(),
+        business_units: Vec::new(),
+        fields: Default::default(),
+        created_at: now,
+    };
+    match store.workspace_create(&ws).await {
+        Ok(()) | Err(tidings_store::StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e).context("creating the operational workspace"),
+    }
+}
+
 /// A server that is up. Dropping it does not stop it: call [`RunningServer::shutdown`].
 #[derive(Debug)]
 pub struct RunningServer {
@@ -99,6 +128,7 @@ pub async fn start(
         .event_types_seed(&tidings_core::event::default_event_types(), now)
         .await
         .context("seeding event types")?;
+    ensure_operational_workspace(&store, &config, now).await?;
     if store.is_single_node() {
         let released = store.release_all_leases(now).await?;
         if released > 0 {
@@ -118,7 +148,9 @@ pub async fn start(
             .await
             .context("resolving the operator key")?;
 
+    let metrics = crate::metrics::Metrics::default();
     let wake = Arc::new(Notify::new());
+    let wake_api = wake.clone();
     let (publisher, publisher_task) =
         Publisher::spawn(store.clone(), config.publish_batch, wake.clone());
     let shutdown = CancellationToken::new();
@@ -142,6 +174,9 @@ pub async fn start(
             sender: sender.clone(),
             node_id: format!("node-{}", tidings_core::ids::random_alnum(12)),
             wake,
+            publisher: publisher.clone(),
+            operational_workspace: config.operational_workspace.clone(),
+            metrics: metrics.clone(),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
@@ -156,6 +191,8 @@ pub async fn start(
         clock: clock.clone(),
         operator_key_hash,
         schemas: Default::default(),
+        metrics: metrics.clone(),
+        wake: wake_api,
     }));
     let app = api::router(state);
     let stop = shutdown.clone();

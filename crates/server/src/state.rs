@@ -22,6 +22,9 @@ pub struct Inner {
     /// The outbound client, shared by the worker and the emulator.
     pub sender: crate::delivery::sender::Sender,
     pub clock: Clock,
+    /// Wakes the delivery worker (after a retry or replay).
+    pub wake: Arc<tokio::sync::Notify>,
+    pub metrics: crate::metrics::Metrics,
     /// Compiled JSON Schemas of event types.
     pub schemas: crate::schemas::SchemaCache,
     /// SHA-256 of the operator key.

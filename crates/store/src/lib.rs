@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use records::*;
 use tidings_core::event::{Event, EventType, Sender};
-use tidings_core::webhook::{Webhook, WebhookSpec};
+use tidings_core::webhook::{Status, Webhook, WebhookSpec};
 use tidings_core::workspace::{Unit, Workspace, WorkspaceType};
 
 /// A storage failure. Callers map `NotFound`/`Conflict` to 404/409 and the rest to 503.
@@ -165,13 +165,28 @@ forward! {
 
     /// Makes events and their deliveries durable in one transaction (one commit for the batch).
     fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>>;
-    /// Claims up to `limit` due deliveries for `owner` until `lease_until`.
-    fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Job>>;
-    /// Records attempts and moves deliveries on, in one transaction.
-    fn complete(&self, owner: &str, now: i64, completions: &[Completion]) -> Result<()>;
+    /// Claims up to `limit` due deliveries for `owner` until `lease_until`, skipping those of
+    /// the `exclude`d webhooks.
+    fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>>;
+    /// Gives claimed deliveries back to the queue, due at `at`, without an attempt.
+    fn release(&self, owner: &str, ids: &[String], at: i64) -> Result<()>;
+    /// Records attempts and moves deliveries on, in one transaction; keeps each webhook's
+    /// failing streak and disables webhooks that answered `410 Gone` or have been failing since
+    /// `disable_failing_since` or earlier. Returns the webhooks it disabled.
+    fn complete(&self, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>>;
     /// Makes every leased delivery due now (single-node stores at start-up: no other process
     /// can hold a lease). Returns how many were released.
     fn release_all_leases(&self, now: i64) -> Result<u64>;
+    /// The delivery log of a webhook, newest first, optionally of one state.
+    fn delivery_list(&self, webhook_id: &str, state: Option<&str>, cursor: Option<&str>, limit: i64) -> Result<Page<DeliveryRecord>>;
+    fn delivery_get(&self, id: &str) -> Result<Option<DeliveryRecord>>;
+    fn attempts_of(&self, delivery_id: &str) -> Result<Vec<AttemptRecord>>;
+    fn deliveries_of_event(&self, event_id: &str) -> Result<Vec<DeliveryRecord>>;
+    fn event_get(&self, id: &str) -> Result<Option<EventRecord>>;
+    /// Makes a delivery pending and due now, whatever its state; `NotFound` when absent.
+    fn delivery_retry(&self, id: &str, now: i64) -> Result<DeliveryRecord>;
+    /// Makes the webhook's failed deliveries created in [since, until) due now; returns how many.
+    fn replay(&self, webhook_id: &str, since: i64, until: i64, now: i64) -> Result<u64>;
     /// Pending deliveries (due or not); for readiness output and tests.
     fn pending_count(&self) -> Result<i64>;
 }

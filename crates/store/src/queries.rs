@@ -8,7 +8,8 @@ type DbRow = <Db as sqlx::Database>::Row;
 
 const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at";
 const CLIENT_COLS: &str = "client_id, workspace_id, name, secret_hash, generation, created_at, regenerated_at";
-const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, spec, updated, created_at, disabled_reason, previous_secret, previous_secret_expires";
+const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, status, spec, updated, created_at, disabled_reason, previous_secret, previous_secret_expires";
+const DELIVERY_COLS: &str = "id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, last_status, last_outcome, created_at, updated_at";
 const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace_id AS e_workspace_id, e.data AS e_data, e.branch_id AS e_branch_id, e.business_unit_id AS e_business_unit_id, e.subject_id AS e_subject_id, e.sender AS e_sender, e.origin_client_id AS e_origin_client_id, e.idempotency_key AS e_idempotency_key, e.occurred_at AS e_occurred_at, e.created_at AS e_created_at";
 
 fn workspace_from_row(row: &DbRow) -> Result<Workspace> {
@@ -44,7 +45,10 @@ fn client_from_row(row: &DbRow) -> Result<Client> {
 }
 
 fn webhook_from_row(row: &DbRow) -> Result<Webhook> {
-    let spec: WebhookSpec = parse_json("webhook spec", &row.try_get::<String, _>("spec")?)?;
+    let mut spec: WebhookSpec = parse_json("webhook spec", &row.try_get::<String, _>("spec")?)?;
+    // The status column is authoritative: Tidings disables webhooks without rewriting the spec.
+    let status: String = row.try_get("status")?;
+    spec.status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("webhook status {status}")))?;
     let previous: Option<String> = row.try_get("previous_secret")?;
     let previous_expires: Option<i64> = row.try_get("previous_secret_expires")?;
     Ok(Webhook {
@@ -74,6 +78,38 @@ fn event_from_row(row: &DbRow) -> Result<Event> {
         idempotency_key: row.try_get("e_idempotency_key")?,
         occurred_at: row.try_get("e_occurred_at")?,
         created_at: row.try_get("e_created_at")?,
+    })
+}
+
+fn delivery_from_row(row: &DbRow) -> Result<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        webhook_id: row.try_get("webhook_id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_status: row.try_get("last_status")?,
+        last_outcome: row.try_get("last_outcome")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn attempt_from_row(row: &DbRow) -> Result<AttemptRecord> {
+    Ok(AttemptRecord {
+        id: row.try_get("id")?,
+        delivery_id: row.try_get("delivery_id")?,
+        attempt_no: row.try_get("attempt_no")?,
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        outcome: row.try_get("outcome")?,
+        status: row.try_get("status")?,
+        request_headers: row.try_get("request_headers")?,
+        response_headers: row.try_get("response_headers")?,
+        response_body: row.try_get("response_body")?,
+        error: row.try_get("error")?,
     })
 }
 
@@ -472,7 +508,8 @@ impl SqlStore {
     pub(crate) async fn webhook_update(&self, w: &Webhook) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let r = sqlx::query(
-            "UPDATE webhooks SET status = $3, apply_to_all_descendants = $4, spec = $5, updated = $6, \
+            "UPDATE webhooks SET failing_since = CASE WHEN $3 = 'enabled' AND status = 'disabled' THEN NULL ELSE failing_since END, \
+             status = $3, apply_to_all_descendants = $4, spec = $5, updated = $6, \
              branches = $7, business_units = $8, disabled_reason = $9, previous_secret = $10, previous_secret_expires = $11 \
              WHERE workspace_id = $1 AND id = $2",
         )
@@ -536,25 +573,35 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(crate) async fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Job>> {
+    pub(crate) async fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>> {
         let mut tx = self.write.begin().await?;
-        let claimed: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $2 WHERE id IN \
-             (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $3 \
-              ORDER BY next_attempt_at LIMIT $4 {SKIP_LOCKED}) RETURNING id, attempts"
-        )))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut qb = sqlx::QueryBuilder::<Db>::new("UPDATE deliveries SET lease_owner = ");
+        qb.push_bind(owner);
+        qb.push(", next_attempt_at = ");
+        qb.push_bind(lease_until);
+        qb.push(" WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ");
+        qb.push_bind(now);
+        if !exclude.is_empty() {
+            // Webhooks already at their in-flight limit on this node wait their turn in the queue.
+            qb.push(" AND webhook_id NOT IN (");
+            let mut sep = qb.separated(", ");
+            for w in exclude {
+                sep.push_bind(w.as_str());
+            }
+            qb.push(")");
+        }
+        qb.push(" ORDER BY next_attempt_at LIMIT ");
+        qb.push_bind(limit);
+        qb.push(" ");
+        qb.push(SKIP_LOCKED);
+        qb.push(") RETURNING id, attempts");
+        let claimed: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
         if claimed.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
         }
         let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-            "SELECT d.id AS d_id, {EVENT_COLS}, w.id, w.workspace_id, w.owner_client_id, w.spec, w.updated, w.created_at, \
+            "SELECT d.id AS d_id, {EVENT_COLS}, w.id, w.workspace_id, w.owner_client_id, w.status, w.spec, w.updated, w.created_at, \
              w.disabled_reason, w.previous_secret, w.previous_secret_expires, et.status_path AS et_status_path, ws.fields AS ws_fields \
              FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
              LEFT JOIN event_types et ON et.name = e.type LEFT JOIN workspaces ws ON ws.id = e.workspace_id WHERE d.id IN ("
@@ -596,7 +643,7 @@ impl SqlStore {
         Ok(jobs)
     }
 
-    pub(crate) async fn complete(&self, owner: &str, now: i64, completions: &[Completion]) -> Result<()> {
+    pub(crate) async fn complete(&self, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
         let mut tx = self.write.begin().await?;
         for c in completions {
             if let Some(a) = &c.attempt {
@@ -646,7 +693,162 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Webhook health, one update per webhook of the batch: a success clears the failing
+        // streak; a failure starts one if none is running.
+        let mut health: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+        for c in completions.iter().filter(|c| c.attempt.is_some()) {
+            let ok = c.next == NextState::Succeeded;
+            let entry = health.entry(c.webhook_id.as_str()).or_insert(ok);
+            *entry = *entry || ok;
+        }
+        for (webhook_id, ok) in &health {
+            let sql = if *ok {
+                "UPDATE webhooks SET last_success_at = $2, failing_since = NULL WHERE id = $1"
+            } else {
+                "UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1"
+            };
+            sqlx::query(sql).bind(*webhook_id).bind(now).execute(&mut *tx).await?;
+        }
+        let mut disabled = Vec::new();
+        let mut to_disable: Vec<(&str, String)> = completions
+            .iter()
+            .filter_map(|c| c.disable_webhook.as_ref().map(|r| (c.webhook_id.as_str(), r.clone())))
+            .collect();
+        for (webhook_id, ok) in &health {
+            if !*ok {
+                to_disable.push((webhook_id, String::new()));
+            }
+        }
+        for (webhook_id, reason) in to_disable {
+            // An empty reason means "disable if it has been failing for too long".
+            let (sql, reason) = if reason.is_empty() {
+                (
+                    "UPDATE webhooks SET status = 'disabled', disabled_reason = $3, updated = $4 \
+                     WHERE id = $1 AND status = 'enabled' AND failing_since IS NOT NULL AND failing_since <= $2 \
+                     RETURNING id, workspace_id, spec, disabled_reason",
+                    "no successful delivery since the failures began; disabled automatically".to_string(),
+                )
+            } else {
+                (
+                    "UPDATE webhooks SET status = 'disabled', disabled_reason = $3, updated = $4 \
+                     WHERE id = $1 AND status = 'enabled' AND $2 = $2 RETURNING id, workspace_id, spec, disabled_reason",
+                    reason,
+                )
+            };
+            let row = sqlx::query(sql)
+                .bind(webhook_id)
+                .bind(disable_failing_since)
+                .bind(&reason)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                let spec: WebhookSpec = parse_json("webhook spec", &row.try_get::<String, _>("spec")?)?;
+                disabled.push(DisabledWebhook {
+                    id: row.try_get("id")?,
+                    workspace_id: row.try_get("workspace_id")?,
+                    url: spec.url,
+                    reason,
+                });
+            }
+        }
         tx.commit().await?;
+        Ok(disabled)
+    }
+
+    pub(crate) async fn delivery_list(&self, webhook_id: &str, state: Option<&str>, cursor: Option<&str>, limit: i64) -> Result<Page<DeliveryRecord>> {
+        // Newest first: message ids are time-ordered.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE webhook_id = $1 AND ($2 = '' OR state = $2) \
+             AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4"
+        )))
+        .bind(webhook_id)
+        .bind(state.unwrap_or(""))
+        .bind(cursor.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |d| d.id.clone()))
+    }
+
+    pub(crate) async fn delivery_get(&self, id: &str) -> Result<Option<DeliveryRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    pub(crate) async fn attempts_of(&self, delivery_id: &str) -> Result<Vec<AttemptRecord>> {
+        let rows = sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no, started_at")
+            .bind(delivery_id)
+            .fetch_all(&self.write)
+            .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    pub(crate) async fn deliveries_of_event(&self, event_id: &str) -> Result<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id")))
+            .bind(event_id)
+            .fetch_all(&self.write)
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    pub(crate) async fn event_get(&self, id: &str) -> Result<Option<EventRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {EVENT_COLS}, e.deliveries AS e_deliveries, e.suppressed AS e_suppressed FROM events e WHERE e.id = $1")))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        row.as_ref()
+            .map(|r| {
+                Ok(EventRecord { event: event_from_row(r)?, deliveries: r.try_get("e_deliveries")?, suppressed: r.try_get("e_suppressed")? })
+            })
+            .transpose()
+    }
+
+    pub(crate) async fn delivery_retry(&self, id: &str, now: i64) -> Result<DeliveryRecord> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = $2, lease_owner = NULL, updated_at = $2 \
+             WHERE id = $1 RETURNING {DELIVERY_COLS}"
+        )))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.write)
+        .await?;
+        row.as_ref().map(delivery_from_row).transpose()?.ok_or(StoreError::NotFound)
+    }
+
+    pub(crate) async fn replay(&self, webhook_id: &str, since: i64, until: i64, now: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = $4, lease_owner = NULL, updated_at = $4 \
+             WHERE webhook_id = $1 AND state = 'failed' AND created_at >= $2 AND created_at < $3",
+        )
+        .bind(webhook_id)
+        .bind(since)
+        .bind(until)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn release(&self, owner: &str, ids: &[String], at: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut qb = sqlx::QueryBuilder::<Db>::new("UPDATE deliveries SET lease_owner = NULL, next_attempt_at = ");
+        qb.push_bind(at);
+        qb.push(" WHERE state = 'pending' AND lease_owner = ");
+        qb.push_bind(owner);
+        qb.push(" AND id IN (");
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(id.as_str());
+        }
+        qb.push(")");
+        qb.build().execute(&self.write).await?;
         Ok(())
     }
 

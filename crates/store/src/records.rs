@@ -110,6 +110,9 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub delivery_id: String,
+    pub webhook_id: String,
+    /// Disable the webhook with this reason (the receiver answered `410 Gone`).
+    pub disable_webhook: Option<String>,
     /// None when no HTTP attempt was made (e.g. the webhook was deleted).
     pub attempt: Option<AttemptRecord>,
     pub next: NextState,
@@ -122,4 +125,38 @@ pub struct Completion {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// A delivery as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub event_id: String,
+    pub webhook_id: String,
+    pub workspace_id: String,
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_outcome: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A stored event with the counts recorded at publish time.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub event: Event,
+    pub deliveries: i64,
+    pub suppressed: i64,
+}
+
+/// A webhook Tidings just disabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisabledWebhook {
+    pub id: String,
+    pub workspace_id: String,
+    pub url: String,
+    pub reason: String,
 }

@@ -153,6 +153,9 @@ async fn publish(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::unavailable("no outcome"))?;
+    if !o.duplicate {
+        state.metrics.events_published(1);
+    }
     Ok((StatusCode::ACCEPTED, Json(outcome_json(&o))))
 }
 
@@ -179,6 +182,9 @@ async fn publish_batch(
         reqs.push(prepare(&state, input, &types, &format!("events[{i}].")).await?);
     }
     let outcomes = state.publisher.publish(reqs).await.map_err(publish_error)?;
+    state
+        .metrics
+        .events_published(outcomes.iter().filter(|o| !o.duplicate).count() as u64);
     let data: Vec<Value> = outcomes.iter().map(outcome_json).collect();
     Ok((StatusCode::ACCEPTED, Json(json!({"data": data}))))
 }

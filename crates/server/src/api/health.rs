@@ -36,8 +36,31 @@ pub struct Health {
     pub store: Option<String>,
 }
 
+/// `GET /metrics`: Prometheus / OpenMetrics text.
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let depth = state.store.pending_count().await.ok();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(depth),
+    )
+}
+
 pub fn routes() -> Routes {
     Routes::new()
+        .add(
+            Op::new(
+                "get",
+                "/metrics",
+                "health",
+                Auth::Public,
+                "Prometheus metrics (OpenMetrics text)",
+            )
+            .empty(200, "Metrics"),
+            get(metrics),
+        )
         .add(
             Op::new(
                 "get",

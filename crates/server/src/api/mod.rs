@@ -3,6 +3,7 @@
 
 mod admin_event_types;
 mod clients;
+mod deliveries;
 pub mod doc;
 mod emulator;
 mod event_types;
@@ -74,6 +75,7 @@ pub fn routes() -> doc::Routes {
         .merge(event_types::routes())
         .merge(webhooks::routes())
         .merge(emulator::routes())
+        .merge(deliveries::routes())
 }
 
 /// The OpenAPI 3.1 document of every route, `/openapi.json` included.

@@ -2,18 +2,29 @@
 //! them with bounded concurrency, and records every attempt together with the delivery's next
 //! state in batched commits.
 //!
-//! The API never sends a webhook; only this worker does. A delivery is completed or
+//! The API never sends a delivery; only this worker does. A delivery is completed or
 //! rescheduled in the same transaction that records its attempt. If the process dies, its
 //! leases expire and the deliveries become due again (at-least-once).
+//!
+//! Isolation: at most `per_webhook_concurrency` requests per webhook are in flight on a node;
+//! deliveries of a webhook at its limit are not claimed (and any claimed beyond it are given
+//! back at once), so a slow or dead receiver holds a bounded share of the `concurrency` slots.
 
 pub mod guard;
 pub mod sender;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::json;
+use tidings_core::event::{Event, OPERATIONAL_WEBHOOK_DISABLED};
 use tidings_core::ids;
-use tidings_store::{AttemptRecord, Completion, Job, NextState, Store};
+use tidings_core::webhook::Status;
+use tidings_store::publisher::Publisher;
+use tidings_store::{
+    AttemptRecord, Completion, DisabledWebhook, Job, NextState, PublishRequest, Store,
+};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -33,27 +44,116 @@ pub struct Worker {
     pub node_id: String,
     /// Notified when new deliveries were committed.
     pub wake: Arc<Notify>,
+    /// Publishes operational events (`webhook.disabled`).
+    pub publisher: Publisher,
+    /// The workspace operational events belong to.
+    pub operational_workspace: String,
+    pub metrics: crate::metrics::Metrics,
 }
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Requests in flight per webhook on this node.
+#[derive(Clone, Debug)]
+struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a slot for `webhook` unless it is at `limit`.
+    fn try_take(&self, webhook: &str, limit: usize) -> bool {
+        let mut map = self.lock();
+        let n = map.entry(webhook.to_string()).or_insert(0);
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give_back(&self, webhook: &str) {
+        let mut map = self.lock();
+        if let Some(n) = map.get_mut(webhook) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(webhook);
+            }
+        }
+    }
+
+    fn saturated(&self, limit: usize) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, n)| **n >= limit)
+            .map(|(w, _)| w.clone())
+            .collect()
+    }
+}
+
+/// The retry decision: the next state after an attempt (`unit` is a uniform sample in [0, 1)
+/// for the jitter) and whether to disable the webhook.
+pub fn decide(
+    schedule: &tidings_core::retry::RetrySchedule,
+    attempts_before: i64,
+    result: &AttemptResult,
+    now: i64,
+    unit: f64,
+) -> (NextState, Option<String>) {
+    if result.outcome == Outcome::Ok {
+        return (NextState::Succeeded, None);
+    }
+    if result.status == Some(410) {
+        let reason = format!(
+            "the receiver answered 410 Gone at {}",
+            tidings_core::rfc3339(now)
+        );
+        return (NextState::Failed, Some(reason));
+    }
+    let made = u32::try_from(attempts_before + 1).unwrap_or(u32::MAX);
+    let Some(scheduled) = schedule.delay(made, unit) else {
+        return (NextState::Failed, None);
+    };
+    // Retry-After may push the next attempt back, but no earlier than the schedule and no later
+    // than twice it.
+    let wait = match result.retry_after {
+        Some(asked) => asked.clamp(scheduled, scheduled * 2),
+        None => scheduled,
+    };
+    (NextState::Retry(now + millis(wait)), None)
+}
+
 impl Worker {
-    /// Decides the delivery's next state from an attempt's result.
-    pub fn next_state(&self, job: &Job, result: &AttemptResult, now: i64) -> NextState {
-        if result.outcome == Outcome::Ok {
-            return NextState::Succeeded;
-        }
-        let made = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
-        match self.config.retry.delay(made, rand::random::<f64>()) {
-            Some(delay) => NextState::Retry(now + millis(delay)),
-            None => NextState::Failed,
-        }
+    /// Decides the delivery's next state from an attempt's result (`unit` is a uniform sample
+    /// in [0, 1) for the jitter), and whether the webhook must be disabled.
+    pub fn next_state(
+        &self,
+        attempts_before: i64,
+        result: &AttemptResult,
+        now: i64,
+        unit: f64,
+    ) -> (NextState, Option<String>) {
+        decide(&self.config.retry, attempts_before, result, now, unit)
     }
 
     /// Sends one claimed delivery and returns what to record.
     pub async fn attempt(&self, job: Job) -> Completion {
+        if job.webhook.spec.status == Status::Disabled {
+            // Disabled after the delivery was queued: nothing is sent.
+            return Completion {
+                delivery_id: job.delivery_id,
+                webhook_id: job.webhook.id,
+                disable_webhook: None,
+                attempt: None,
+                next: NextState::Cancelled,
+                attempts: job.attempts,
+            };
+        }
         let started_at = self.clock.now_ms();
         // The workspace fields are parsed only for webhooks that ask for some.
         let company: Option<serde_json::Map<String, serde_json::Value>> =
@@ -73,8 +173,10 @@ impl Worker {
         };
         let result = self.sender.send(notification, started_at).await;
         let now = self.clock.now_ms();
-        let next = self.next_state(&job, &result, now);
+        let (next, disable) = self.next_state(job.attempts, &result, now, rand::random::<f64>());
         let attempt_no = job.attempts + 1;
+        self.metrics
+            .attempt(result.outcome.as_str(), result.duration);
         tracing::debug!(delivery = %job.delivery_id, webhook = %job.webhook.id, attempt = attempt_no,
             outcome = result.outcome.as_str(), status = ?result.status, "attempt finished");
         let json = |m: &std::collections::BTreeMap<String, String>| {
@@ -82,6 +184,8 @@ impl Worker {
         };
         Completion {
             delivery_id: job.delivery_id.clone(),
+            webhook_id: job.webhook.id.clone(),
+            disable_webhook: disable,
             attempts: attempt_no,
             next,
             attempt: Some(AttemptRecord {
@@ -100,22 +204,74 @@ impl Worker {
         }
     }
 
-    /// Claims and sends until the queue has nothing due, then returns how many were sent.
-    /// Tests use it to drive the worker step by step.
+    /// The cut-off for auto-disable: webhooks failing since then or earlier are disabled.
+    fn disable_cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(millis(self.config.auto_disable_after))
+    }
+
+    /// Records completions and announces the webhooks that got disabled.
+    async fn complete(&self, batch: &[Completion]) -> Result<(), tidings_store::StoreError> {
+        let now = self.clock.now_ms();
+        let disabled = self
+            .store
+            .complete(&self.node_id, now, batch, self.disable_cutoff(now))
+            .await?;
+        for d in disabled {
+            self.announce_disabled(d, now).await;
+        }
+        Ok(())
+    }
+
+    /// Publishes `webhook.disabled` to the operational workspace.
+    async fn announce_disabled(&self, d: DisabledWebhook, now: i64) {
+        tracing::warn!(webhook = %d.id, workspace = %d.workspace_id, reason = %d.reason, "webhook disabled");
+        self.metrics.webhook_disabled();
+        let data = json!({"webhookId": d.id, "workspaceId": d.workspace_id, "url": d.url, "status": "disabled",
+            "reason": d.reason, "disabledAt": tidings_core::rfc3339(now)});
+        let event = Event {
+            id: ids::event_id(),
+            kind: OPERATIONAL_WEBHOOK_DISABLED.to_string(),
+            workspace_id: self.operational_workspace.clone(),
+            data: data.to_string(),
+            branch_id: None,
+            business_unit_id: None,
+            subject_id: Some(json!(d.id).to_string()),
+            sender: None,
+            origin_client_id: None,
+            idempotency_key: None,
+            occurred_at: now,
+            created_at: now,
+        };
+        let req = PublishRequest {
+            event,
+            workspace_chain: vec![self.operational_workspace.clone()],
+            deliver: true,
+        };
+        if let Err(e) = self.publisher.publish(vec![req]).await {
+            tracing::error!(error = %e, "could not publish webhook.disabled");
+        }
+    }
+
+    /// Claims and sends what is due (one batch), then records it; returns how many were sent.
+    /// Tests drive the worker step by step with it.
     pub async fn drain_once(&self, limit: i64) -> Result<usize, tidings_store::StoreError> {
         let now = self.clock.now_ms();
         let jobs = self
             .store
-            .claim(&self.node_id, now, now + millis(self.config.lease), limit)
+            .claim(
+                &self.node_id,
+                now,
+                now + millis(self.config.lease),
+                limit,
+                &[],
+            )
             .await?;
         let n = jobs.len();
         let mut done = Vec::with_capacity(n);
         for job in jobs {
             done.push(self.attempt(job).await);
         }
-        self.store
-            .complete(&self.node_id, self.clock.now_ms(), &done)
-            .await?;
+        self.complete(&done).await?;
         Ok(n)
     }
 
@@ -124,12 +280,9 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.config.concurrency * 2);
-        let recorder = tokio::spawn(record(
-            self.store.clone(),
-            self.node_id.clone(),
-            self.clock.clone(),
-            done_rx,
-        ));
+        let recorder = tokio::spawn(self.clone().record(done_rx));
+        let in_flight = InFlight(self.metrics.in_flight.clone());
+        let limit = self.config.per_webhook_concurrency;
         let mut tasks = JoinSet::new();
         let mut backoff = self.config.poll_interval;
         while !shutdown.is_cancelled() {
@@ -142,6 +295,7 @@ impl Worker {
                 }
             }
             let now = self.clock.now_ms();
+            let saturated = in_flight.saturated(limit);
             let claimed = self
                 .store
                 .claim(
@@ -149,6 +303,7 @@ impl Worker {
                     now,
                     now + millis(self.config.lease),
                     i64::try_from(free).unwrap_or(1),
+                    &saturated,
                 )
                 .await;
             let jobs = match claimed {
@@ -166,30 +321,45 @@ impl Worker {
                 }
             };
             let full = jobs.len() == free;
+            let mut overflow = Vec::new();
             for job in jobs {
+                if !in_flight.try_take(&job.webhook.id, limit) {
+                    overflow.push(job.delivery_id);
+                    continue;
+                }
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
                 let worker = self.clone();
                 let done = done_tx.clone();
+                let slots = in_flight.clone();
                 tasks.spawn(async move {
+                    let webhook = job.webhook.id.clone();
                     let completion = worker.attempt(job).await;
-                    let _ = done.send(completion).await;
+                    slots.give_back(&webhook);
                     drop(permit);
+                    let _ = done.send(completion).await;
                 });
             }
-            if full {
+            if !overflow.is_empty()
+                && let Err(e) = self.store.release(&self.node_id, &overflow, now).await
+            {
+                // Not fatal: the leases expire and the deliveries come back by themselves.
+                tracing::warn!(error = ?e, "giving back deliveries failed");
+            }
+            if full && overflow.is_empty() {
                 continue;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
+                _ = tasks.join_next(), if !tasks.is_empty() && !overflow.is_empty() => {}
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
-        let in_flight = tasks.len();
-        if in_flight > 0 {
-            tracing::info!(in_flight, "waiting for deliveries in flight");
+        let left = tasks.len();
+        if left > 0 {
+            tracing::info!(in_flight = left, "waiting for deliveries in flight");
             let waited = tokio::time::timeout(self.config.shutdown_grace, async {
                 while tasks.join_next().await.is_some() {}
             })
@@ -205,28 +375,112 @@ impl Worker {
         drop(done_tx);
         let _ = recorder.await;
     }
-}
 
-/// Records completions in batches: one transaction for whatever has finished meanwhile.
-async fn record(store: Store, owner: String, clock: Clock, mut rx: mpsc::Receiver<Completion>) {
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, 512).await > 0 {
-        let mut tries = 0;
-        loop {
-            match store.complete(&owner, clock.now_ms(), &batch).await {
-                Ok(()) => break,
-                Err(e) if tries < 5 => {
-                    tries += 1;
-                    tracing::warn!(error = ?e, tries, "recording attempts failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                }
-                Err(e) => {
-                    // The deliveries stay leased and are sent again when the lease expires.
-                    tracing::error!(error = ?e, count = batch.len(), "could not record attempts; they will be repeated");
-                    break;
+    /// Records completions in batches: one transaction for whatever has finished meanwhile.
+    async fn record(self, mut rx: mpsc::Receiver<Completion>) {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 512).await > 0 {
+            let mut tries = 0;
+            loop {
+                match self.complete(&batch).await {
+                    Ok(()) => break,
+                    Err(e) if tries < 5 => {
+                        tries += 1;
+                        tracing::warn!(error = ?e, tries, "recording attempts failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                    }
+                    Err(e) => {
+                        // The deliveries stay leased and are sent again when the lease expires.
+                        tracing::error!(error = ?e, count = batch.len(), "could not record attempts; they will be repeated");
+                        break;
+                    }
                 }
             }
+            batch.clear();
         }
-        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sender::{AttemptResult, Outcome};
+    use std::time::Duration;
+
+    fn result(
+        outcome: Outcome,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+    ) -> AttemptResult {
+        AttemptResult {
+            outcome,
+            request_body: String::new(),
+            status,
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+            response_body: String::new(),
+            duration: Duration::ZERO,
+            error: None,
+            retry_after,
+        }
+    }
+
+    /// The retry decision alone, with the default schedule and an injected jitter sample.
+    fn decide(
+        attempts_before: i64,
+        r: &AttemptResult,
+        unit: f64,
+    ) -> (tidings_store::NextState, Option<String>) {
+        let schedule = tidings_core::retry::RetrySchedule::default();
+        super::decide(&schedule, attempts_before, r, 1_000_000, unit)
+    }
+
+    #[test]
+    fn failures_follow_the_schedule_with_jitter_until_exhausted() {
+        use tidings_store::NextState::*;
+        let r = result(Outcome::HttpStatus, Some(500), None);
+        assert_eq!(decide(0, &r, 0.5).0, Retry(1_000_000 + 5_000));
+        assert_eq!(decide(0, &r, 0.0).0, Retry(1_000_000 + 4_000));
+        assert_eq!(decide(1, &r, 0.5).0, Retry(1_000_000 + 300_000));
+        assert_eq!(decide(8, &r, 0.5).0, Retry(1_000_000 + 24 * 3_600_000));
+        assert_eq!(decide(9, &r, 0.5).0, Failed);
+        assert_eq!(
+            decide(0, &result(Outcome::Ok, Some(204), None), 0.5).0,
+            Succeeded
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_between_the_schedule_and_twice_it() {
+        use tidings_store::NextState::Retry;
+        let at = |secs| {
+            decide(
+                1,
+                &result(
+                    Outcome::HttpStatus,
+                    Some(503),
+                    Some(Duration::from_secs(secs)),
+                ),
+                0.5,
+            )
+            .0
+        };
+        assert_eq!(
+            at(10),
+            Retry(1_000_000 + 300_000),
+            "earlier than scheduled: the schedule wins"
+        );
+        assert_eq!(at(450), Retry(1_000_000 + 450_000));
+        assert_eq!(
+            at(100_000),
+            Retry(1_000_000 + 600_000),
+            "capped at twice the schedule"
+        );
+    }
+
+    #[test]
+    fn gone_fails_at_once_and_disables() {
+        let (next, disable) = decide(0, &result(Outcome::HttpStatus, Some(410), None), 0.5);
+        assert_eq!(next, tidings_store::NextState::Failed);
+        assert!(disable.unwrap().contains("410"));
     }
 }

@@ -41,6 +41,8 @@ pub struct AttemptResult {
     pub response_body: String,
     pub duration: Duration,
     pub error: Option<String>,
+    /// The receiver's `Retry-After` (seconds or an HTTP date), as a wait from now.
+    pub retry_after: Option<Duration>,
 }
 
 /// Stable outcome codes of an attempt.
@@ -263,6 +265,7 @@ impl Sender {
             response_body: String::new(),
             duration: started.elapsed(),
             error: Some(error),
+            retry_after: None,
         };
         // IP literals never reach the resolver, so they are checked here.
         if let Some(ip) = literal_ip(&webhook.spec.url)
@@ -288,6 +291,11 @@ impl Sender {
             }
         };
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let response_headers = response
             .headers()
             .iter()
@@ -332,8 +340,19 @@ impl Sender {
             duration: started.elapsed(),
             error: error
                 .or_else(|| (!status.is_success()).then(|| format!("receiver answered {status}"))),
+            retry_after,
         }
     }
+}
+
+/// `Retry-After: <seconds>` or `Retry-After: <HTTP date>` as a wait from `now`.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn literal_ip(url: &str) -> Option<IpAddr> {
@@ -407,6 +426,24 @@ fn classify(e: &reqwest::Error) -> (Outcome, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 
     #[test]
     fn credentials_are_redacted_in_recorded_headers() {

@@ -11,6 +11,7 @@ use crate::harness::{Backend, TestApp};
 const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("get", "/.well-known/jwks.json"),
     ("get", "/v1/certificates"),
@@ -45,6 +46,11 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/settings/webhooks/{id}/secret/rotate"),
     ("post", "/v1/settings/webhooks/{id}/test"),
     ("post", "/v1/emulator"),
+    ("get", "/v1/settings/webhooks/{id}/deliveries"),
+    ("get", "/v1/deliveries/{id}"),
+    ("post", "/v1/deliveries/{id}/retry"),
+    ("post", "/v1/settings/webhooks/{id}/replay"),
+    ("get", "/v1/events/{id}"),
 ];
 
 fn refs(v: &Value, out: &mut Vec<String>) {

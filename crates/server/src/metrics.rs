@@ -1,0 +1,171 @@
+//! Prometheus metrics (`GET /metrics`): events published, attempts by outcome, attempt latency,
+//! queue depth, webhooks disabled, and requests in flight for the busiest webhooks (at most
+//! [`IN_FLIGHT_TOP`] label values, so label cardinality stays bounded however many webhooks
+//! exist).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Webhooks shown by name in `tidings_webhook_in_flight`; the rest are summed as `other`.
+pub const IN_FLIGHT_TOP: usize = 20;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+/// Shared handles to every metric; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    events: Counter,
+    attempts: Family<OutcomeLabel, Counter>,
+    latency: Histogram,
+    disabled: Counter,
+    /// Requests in flight per webhook on this node (kept by the worker).
+    pub in_flight: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tidings");
+        let events = Counter::default();
+        registry.register(
+            "events_published",
+            "Events accepted (not counting idempotent repeats)",
+            events.clone(),
+        );
+        let attempts = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "delivery_attempts",
+            "Notification attempts by outcome",
+            attempts.clone(),
+        );
+        let latency = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]);
+        registry.register(
+            "attempt_duration_seconds",
+            "Duration of notification attempts",
+            latency.clone(),
+        );
+        let disabled = Counter::default();
+        registry.register(
+            "webhooks_disabled",
+            "Webhooks Tidings disabled (410 Gone or failing too long)",
+            disabled.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            events,
+            attempts,
+            latency,
+            disabled,
+            in_flight: Arc::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn events_published(&self, n: u64) {
+        self.events.inc_by(n);
+    }
+
+    pub fn attempt(&self, outcome: &str, duration: Duration) {
+        self.attempts
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.latency.observe(duration.as_secs_f64());
+    }
+
+    pub fn webhook_disabled(&self) {
+        self.disabled.inc();
+    }
+
+    /// The text exposition, with the queue depth measured now.
+    pub fn render(&self, queue_depth: Option<i64>) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        // The registry ends its part with "# EOF"; the gauges measured at scrape time follow.
+        if out.ends_with("# EOF\n") {
+            out.truncate(out.len() - "# EOF\n".len());
+        }
+        if let Some(depth) = queue_depth {
+            out.push_str("# HELP tidings_queue_depth Pending deliveries (due or scheduled).\n# TYPE tidings_queue_depth gauge\n");
+            out.push_str(&format!("tidings_queue_depth {depth}\n"));
+        }
+        let mut busiest: Vec<(String, usize)> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        busiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let total: usize = busiest.iter().map(|(_, n)| n).sum();
+        out.push_str("# HELP tidings_in_flight Notification requests in flight on this node.\n# TYPE tidings_in_flight gauge\n");
+        out.push_str(&format!("tidings_in_flight {total}\n"));
+        out.push_str("# HELP tidings_webhook_in_flight Requests in flight for the busiest webhooks on this node (the rest as webhook=\"other\").\n# TYPE tidings_webhook_in_flight gauge\n");
+        let other: usize = busiest.iter().skip(IN_FLIGHT_TOP).map(|(_, n)| n).sum();
+        for (webhook, n) in busiest.iter().take(IN_FLIGHT_TOP) {
+            out.push_str(&format!(
+                "tidings_webhook_in_flight{{webhook=\"{webhook}\"}} {n}\n"
+            ));
+        }
+        if other > 0 {
+            out.push_str(&format!(
+                "tidings_webhook_in_flight{{webhook=\"other\"}} {other}\n"
+            ));
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_bounded_in_flight_labels() {
+        let m = Metrics::default();
+        m.events_published(3);
+        m.attempt("ok", Duration::from_millis(4));
+        m.attempt("timeout", Duration::from_secs(15));
+        for i in 0..30 {
+            m.in_flight.lock().unwrap().insert(format!("w{i:02}"), 1);
+        }
+        let text = m.render(Some(7));
+        assert!(text.contains("tidings_events_published_total 3"), "{text}");
+        assert!(
+            text.contains("tidings_delivery_attempts_total{outcome=\"timeout\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("tidings_queue_depth 7"));
+        assert!(text.contains("tidings_in_flight 30"));
+        assert_eq!(
+            text.matches("tidings_webhook_in_flight{").count(),
+            IN_FLIGHT_TOP + 1
+        );
+        assert!(text.contains("webhook=\"other\"} 10"));
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(text.trim_end().ends_with("# EOF"));
+    }
+}
