@@ -213,6 +213,16 @@ pub fn default_event_types() -> Vec<EventType> {
             contract("expired"),
             Some("/status"),
         ),
+        mk(
+            OPERATIONAL_WEBHOOK_DISABLED,
+            "Operational: Tidings disabled a webhook (410 Gone, or failing for too long). Published to the operational workspace.",
+            json!({
+                "webhookId": "66b204f0c992d50b8b2f984c", "workspaceId": "company1Workspace",
+                "url": "https://www.customer.example/quickbookwebhook", "status": "disabled",
+                "reason": "the receiver answered 410 Gone", "disabledAt": "2026-11-23T10:00:00.000Z"
+            }),
+            Some("/status"),
+        ),
     ]
 }
 

@@ -8,6 +8,7 @@ mod receiver;
 mod api_errors;
 mod catalog;
 mod delivery;
+mod engine;
 mod oauth;
 mod openapi;
 mod operator;

@@ -1,0 +1,360 @@
+//! The delivery engine under hard receivers: the delivery log, retry and replay, 410, auto-disable,
+//! redirects, isolation from a slow receiver, metrics.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, Integrator, TestApp};
+use crate::receiver::TestReceiver;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn hook(url: &str) -> Value {
+    json!({"applyToAllDescendants": false, "url": url, "triggers": ["workorder.created"], "status": "enabled"})
+}
+
+async fn get(app: &TestApp, who: &Integrator, path: &str) -> Value {
+    let r = app
+        .as_integrator(who, Method::GET, path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.json().await.unwrap()
+}
+
+/// Polls until `check` holds (the worker records attempts asynchronously).
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "condition not reached in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn the_delivery_log_shows_attempts_and_failed_deliveries_can_be_retried_and_replayed(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(backend, &[("TIDINGS_DELIVERY__RETRY_SCHEDULE", "200ms")]).await;
+    let rx = TestReceiver::start().await;
+    rx.script(&[500, 500, 500]);
+    let who = app.integrator("acme").await;
+    let mut body = hook(&rx.url("/"));
+    body["headers"] = json!({"X-Api-Key": "very-secret"});
+    let h = app.create_webhook(&who, body).await;
+    let id = h["id"].as_str().unwrap();
+    let published = app
+        .publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {"n": 1}}))
+        .await;
+
+    // Two attempts (the schedule has one retry), both 500: the delivery fails.
+    let list_path = format!("/v1/settings/webhooks/{id}/deliveries?state=failed");
+    eventually(|| async {
+        get(&app, &who, &list_path).await["data"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    let list = get(&app, &who, &list_path).await;
+    let delivery = &list["data"][0];
+    assert_eq!(
+        (
+            delivery["attempts"].as_i64(),
+            delivery["lastStatus"].as_i64()
+        ),
+        (Some(2), Some(500))
+    );
+    assert_eq!(delivery["eventId"], published["id"]);
+    let did = delivery["id"].as_str().unwrap();
+    let detail = get(&app, &who, &format!("/v1/deliveries/{did}")).await;
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["outcome"], "http_status");
+    assert_eq!(attempts[0]["responseBody"], "answered 500");
+    assert_eq!(attempts[0]["requestHeaders"]["x-api-key"], "***");
+    assert_eq!(attempts[0]["requestHeaders"]["authorization"], "***");
+    assert_eq!(attempts[0]["requestHeaders"]["webhook-id"], did);
+    assert!(!detail.to_string().contains("very-secret"));
+    assert_eq!(
+        get(
+            &app,
+            &who,
+            &format!("/v1/settings/webhooks/{id}/deliveries?state=pending")
+        )
+        .await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // A manual retry: one more attempt (500 again), then failed again.
+    let r = app
+        .as_integrator(&who, Method::POST, &format!("/v1/deliveries/{did}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    rx.wait_for(3, WAIT).await;
+    eventually(|| async {
+        get(&app, &who, &format!("/v1/deliveries/{did}")).await["state"] == "failed"
+    })
+    .await;
+
+    // Replay the window: the receiver now accepts.
+    let since = tidings_core::rfc3339(app.clock.now_ms() - 60_000);
+    let r: Value = app
+        .as_integrator(
+            &who,
+            Method::POST,
+            &format!("/v1/settings/webhooks/{id}/replay"),
+        )
+        .json(&json!({"since": since}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["replayed"], 1);
+    eventually(|| async {
+        get(&app, &who, &format!("/v1/deliveries/{did}")).await["state"] == "succeeded"
+    })
+    .await;
+    assert!(
+        rx.received()
+            .iter()
+            .all(|r| r.header("webhook-id") == Some(did)),
+        "same message id throughout"
+    );
+
+    // The operator sees the event with its delivery.
+    let event: Value = app
+        .operator(
+            Method::GET,
+            &format!("/v1/events/{}", published["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(event["deliveries"][0]["state"], "succeeded");
+    assert_eq!(event["data"], json!({"n": 1}));
+}
+
+async fn gone_disables_the_webhook_and_tells_the_operator(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rx, ops_rx) = (TestReceiver::start().await, TestReceiver::start().await);
+    rx.script(&[410]);
+    let who = app.integrator("acme").await;
+    let h = app.create_webhook(&who, hook(&rx.url("/"))).await;
+    // The operator listens on the operational workspace.
+    let (client_id, secret) = app.create_client("tidings-operator").await;
+    let ops = Integrator {
+        token: app.token(&client_id, &secret).await,
+        client_id,
+        workspace: "tidings-operator".into(),
+    };
+    let mut ops_hook = hook(&ops_rx.url("/ops"));
+    ops_hook["triggers"] = json!(["webhook.disabled"]);
+    app.create_webhook(&ops, ops_hook).await;
+
+    app.publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {}}))
+        .await;
+    let got = ops_rx.wait_for(1, WAIT).await;
+    let body = got[0].json();
+    assert_eq!(body["type"], "webhook.disabled");
+    assert_eq!(body["data"]["webhookId"], h["id"]);
+    assert_eq!(body["data"]["workspaceId"], "acme");
+    let now = get(
+        &app,
+        &who,
+        &format!("/v1/settings/webhooks/{}", h["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(now["status"], "disabled");
+    assert!(now["disabledReason"].as_str().unwrap().contains("410"));
+    // Disabled: later events are not sent.
+    app.publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1);
+    // Turning it on again clears the reason.
+    let on: Value = app
+        .as_integrator(
+            &who,
+            Method::PATCH,
+            &format!("/v1/settings/webhooks/{}", h["id"].as_str().unwrap()),
+        )
+        .json(&json!({"status": "enabled"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(on.get("disabledReason").is_none());
+}
+
+async fn a_webhook_failing_for_the_configured_period_is_disabled(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TIDINGS_DELIVERY__AUTO_DISABLE_AFTER", "1h"),
+            (
+                "TIDINGS_DELIVERY__RETRY_SCHEDULE",
+                "200ms,200ms,200ms,200ms,200ms",
+            ),
+        ],
+    )
+    .await;
+    let rx = TestReceiver::start().await;
+    rx.script(&[500; 10]);
+    let who = app.integrator("acme").await;
+    let h = app.create_webhook(&who, hook(&rx.url("/"))).await;
+    app.publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {}}))
+        .await;
+    // The second attempt is sent only after the first failure was recorded (the streak began).
+    rx.wait_for(2, WAIT).await;
+    // An hour and a bit of failures, without sleeping: move the clock.
+    app.clock.advance(Duration::from_secs(3700));
+    let path = format!("/v1/settings/webhooks/{}", h["id"].as_str().unwrap());
+    eventually(|| async { get(&app, &who, &path).await["status"] == "disabled" }).await;
+    let w = get(&app, &who, &path).await;
+    assert!(
+        w["disabledReason"]
+            .as_str()
+            .unwrap()
+            .contains("automatically")
+    );
+}
+
+async fn redirects_are_not_followed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (rx, target) = (TestReceiver::start().await, TestReceiver::start().await);
+    rx.script(&[302]);
+    let who = app.integrator("acme").await;
+    let h = app.create_webhook(&who, hook(&rx.url("/"))).await;
+    let report: Value = app
+        .as_integrator(
+            &who,
+            Method::POST,
+            &format!("/v1/settings/webhooks/{}/test", h["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report["outcome"].as_str(),
+            report["response"]["status"].as_i64()
+        ),
+        (Some("http_status"), Some(302))
+    );
+    assert!(target.received().is_empty());
+}
+
+async fn a_slow_receiver_does_not_delay_the_others(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TIDINGS_DELIVERY__CONCURRENCY", "16"),
+            ("TIDINGS_DELIVERY__PER_WEBHOOK_CONCURRENCY", "4"),
+            ("TIDINGS_DELIVERY__TIMEOUT", "20s"),
+            ("TIDINGS_DELIVERY__LEASE", "30s"),
+            ("TIDINGS_DELIVERY__SHUTDOWN_GRACE", "100ms"),
+        ],
+    )
+    .await;
+    let slow = TestReceiver::start().await;
+    slow.set_delay(Duration::from_secs(10));
+    let who = app.integrator("acme").await;
+    let mut slow_hook = hook(&slow.url("/"));
+    slow_hook["triggers"] = json!(["contract.create"]);
+    app.create_webhook(&who, slow_hook).await;
+    let mut healthy = Vec::new();
+    for _ in 0..10 {
+        let rx = TestReceiver::start().await;
+        app.create_webhook(&who, hook(&rx.url("/"))).await;
+        healthy.push(rx);
+    }
+    // 40 deliveries for the slow receiver go first and would fill every slot without isolation.
+    let events: Vec<Value> = (0..40)
+        .map(|n| json!({"type": "contract.create", "workspaceId": "acme", "data": {"n": n}}))
+        .collect();
+    app.operator(Method::POST, "/v1/events/batch")
+        .json(&json!({"events": events}))
+        .send()
+        .await
+        .unwrap();
+    slow.wait_for(4, WAIT).await;
+
+    let started = Instant::now();
+    for n in 0..3 {
+        app.publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {"n": n}}))
+            .await;
+    }
+    for rx in &healthy {
+        rx.wait_for(3, Duration::from_secs(5)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "healthy receivers waited {took:?}"
+    );
+    assert!(
+        slow.received().len() <= 4,
+        "at most 4 requests in flight to the slow receiver"
+    );
+}
+
+async fn metrics_count_events_and_attempts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let who = app.integrator("acme").await;
+    app.create_webhook(&who, hook(&rx.url("/"))).await;
+    app.publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {}}))
+        .await;
+    rx.wait_for(1, WAIT).await;
+    let metrics = || async {
+        app.http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    eventually(|| async {
+        let t = metrics().await;
+        t.contains("tidings_delivery_attempts_total{outcome=\"ok\"} 1")
+            && t.contains("tidings_queue_depth 0")
+    })
+    .await;
+    let text = metrics().await;
+    assert!(text.contains("tidings_events_published_total 1"), "{text}");
+    assert!(text.contains("tidings_queue_depth 0"), "{text}");
+    assert!(
+        text.contains("tidings_attempt_duration_seconds_count 1"),
+        "{text}"
+    );
+}
+
+crate::both_backends!(
+    the_delivery_log_shows_attempts_and_failed_deliveries_can_be_retried_and_replayed,
+    gone_disables_the_webhook_and_tells_the_operator,
+    a_webhook_failing_for_the_configured_period_is_disabled,
+    redirects_are_not_followed,
+    a_slow_receiver_does_not_delay_the_others,
+    metrics_count_events_and_attempts,
+);
