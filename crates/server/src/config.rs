@@ -76,6 +76,17 @@ struct RawDelivery {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRetention {
+    #[serde(with = "humantime_serde")]
+    succeeded: Duration,
+    #[serde(with = "humantime_serde")]
+    failed: Duration,
+    #[serde(with = "humantime_serde")]
+    interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawOperational {
     workspace: String,
 }
@@ -105,6 +116,7 @@ struct RawConfig {
     delivery: RawDelivery,
     database: RawDatabase,
     operational: RawOperational,
+    retention: RawRetention,
 }
 
 /// Delivery worker settings.
@@ -145,6 +157,15 @@ pub struct Config {
     pub publish_batch: usize,
     /// Workspace of Tidings' operational events.
     pub operational_workspace: String,
+    pub retention: RetentionConfig,
+}
+
+/// How long finished work is kept.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub succeeded: Duration,
+    pub failed: Duration,
+    pub interval: Duration,
 }
 
 impl Config {
@@ -323,6 +344,11 @@ impl RawConfig {
             db_max_connections: self.database.max_connections,
             publish_batch: self.database.publish_batch.max(1),
             operational_workspace: self.operational.workspace,
+            retention: RetentionConfig {
+                succeeded: self.retention.succeeded,
+                failed: self.retention.failed,
+                interval: self.retention.interval.max(Duration::from_millis(10)),
+            },
         })
     }
 }

@@ -86,6 +86,42 @@ async fn ensure_operational_workspace(
     }
 }
 
+/// The retention pass, every `interval` until shutdown.
+async fn retention(
+    store: Store,
+    config: config::RetentionConfig,
+    clock: Clock,
+    shutdown: CancellationToken,
+) {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(config.interval) => {}
+        }
+        let now = clock.now_ms();
+        match store
+            .prune(
+                now.saturating_sub(ms(config.succeeded)),
+                now.saturating_sub(ms(config.failed)),
+                5000,
+            )
+            .await
+        {
+            Ok(r) if r.deliveries + r.events > 0 => {
+                tracing::info!(
+                    deliveries = r.deliveries,
+                    attempts = r.attempts,
+                    events = r.events,
+                    "retention pass"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = ?e, "retention pass failed"),
+        }
+    }
+}
+
 /// A server that is up. Dropping it does not stop it: call [`RunningServer::shutdown`].
 #[derive(Debug)]
 pub struct RunningServer {
@@ -180,6 +216,13 @@ pub async fn start(
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
+
+    tasks.spawn(retention(
+        store.clone(),
+        config.retention.clone(),
+        clock.clone(),
+        shutdown.clone(),
+    ));
 
     let public_url = config.public_url.clone();
     let state = AppState(Arc::new(Inner {

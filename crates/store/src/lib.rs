@@ -187,6 +187,10 @@ forward! {
     fn delivery_retry(&self, id: &str, now: i64) -> Result<DeliveryRecord>;
     /// Makes the webhook's failed deliveries created in [since, until) due now; returns how many.
     fn replay(&self, webhook_id: &str, since: i64, until: i64, now: i64) -> Result<u64>;
+    /// Retention: deletes succeeded deliveries (with their attempts) last changed before
+    /// `succeeded_before`, failed and cancelled ones before `events_before`, and events created
+    /// before `events_before` that no delivery refers to any more. Works in batches.
+    fn prune(&self, succeeded_before: i64, events_before: i64, batch: i64) -> Result<PruneReport>;
     /// Pending deliveries (due or not); for readiness output and tests.
     fn pending_count(&self) -> Result<i64>;
 }

@@ -9,6 +9,9 @@ type DbRow = <Db as sqlx::Database>::Row;
 const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at";
 const CLIENT_COLS: &str = "client_id, workspace_id, name, secret_hash, generation, created_at, regenerated_at";
 const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, status, spec, updated, created_at, disabled_reason, previous_secret, previous_secret_expires";
+/// A repeated idempotency key within this window returns the first result.
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
 const DELIVERY_COLS: &str = "id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, last_status, last_outcome, created_at, updated_at";
 const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace_id AS e_workspace_id, e.data AS e_data, e.branch_id AS e_branch_id, e.business_unit_id AS e_business_unit_id, e.subject_id AS e_subject_id, e.sender AS e_sender, e.origin_client_id AS e_origin_client_id, e.idempotency_key AS e_idempotency_key, e.occurred_at AS e_occurred_at, e.created_at AS e_created_at";
 
@@ -852,6 +855,54 @@ impl SqlStore {
         Ok(())
     }
 
+    pub(crate) async fn prune(&self, succeeded_before: i64, events_before: i64, batch: i64) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        // Small transactions: the writer is never held for long.
+        loop {
+            let mut tx = self.write.begin().await?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM deliveries WHERE (state = 'succeeded' AND updated_at < $1) \
+                 OR (state IN ('failed', 'cancelled') AND updated_at < $2) LIMIT $3",
+            )
+            .bind(succeeded_before)
+            .bind(events_before)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+            if ids.is_empty() {
+                tx.commit().await?;
+                break;
+            }
+            for table in ["attempts", "deliveries"] {
+                let column = if table == "attempts" { "delivery_id" } else { "id" };
+                let mut qb = sqlx::QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+                let mut sep = qb.separated(", ");
+                for id in &ids {
+                    sep.push_bind(id.as_str());
+                }
+                qb.push(")");
+                let n = qb.build().execute(&mut *tx).await?.rows_affected();
+                if table == "attempts" { report.attempts += n } else { report.deliveries += n }
+            }
+            tx.commit().await?;
+        }
+        loop {
+            let r = sqlx::query(
+                "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT $2)",
+            )
+            .bind(events_before)
+            .bind(batch)
+            .execute(&self.write)
+            .await?;
+            report.events += r.rows_affected();
+            if r.rows_affected() == 0 {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
     pub(crate) async fn release_all_leases(&self, now: i64) -> Result<u64> {
         let r = sqlx::query("UPDATE deliveries SET lease_owner = NULL, next_attempt_at = $1 WHERE state = 'pending' AND lease_owner IS NOT NULL")
             .bind(now)
@@ -891,13 +942,20 @@ async fn insert_triggers(tx: &mut sqlx::Transaction<'static, Db>, w: &Webhook) -
 async fn publish_one(tx: &mut sqlx::Transaction<'static, Db>, req: &PublishRequest) -> Result<PublishOutcome> {
     let e = &req.event;
     if let Some(key) = &e.idempotency_key {
-        let existing: Option<(String, i64, i64)> =
-            sqlx::query_as("SELECT id, deliveries, suppressed FROM events WHERE idempotency_key = $1")
+        let existing: Option<(String, i64, i64, i64)> =
+            sqlx::query_as("SELECT id, deliveries, suppressed, created_at FROM events WHERE idempotency_key = $1")
                 .bind(key)
                 .fetch_optional(&mut **tx)
                 .await?;
-        if let Some((id, deliveries, suppressed)) = existing {
-            return Ok(PublishOutcome { id, deliveries, suppressed, duplicate: true });
+        match existing {
+            Some((id, deliveries, suppressed, created_at)) if created_at > e.created_at - IDEMPOTENCY_WINDOW_MS => {
+                return Ok(PublishOutcome { id, deliveries, suppressed, duplicate: true });
+            }
+            Some((old_id, ..)) => {
+                // The earlier use is past the window: the key is free again.
+                sqlx::query("UPDATE events SET idempotency_key = NULL WHERE id = $1").bind(old_id).execute(&mut **tx).await?;
+            }
+            None => {}
         }
     }
     // Matching: webhooks of the event's workspace, or of an ancestor when they apply to all

@@ -160,3 +160,11 @@ pub struct DisabledWebhook {
     pub url: String,
     pub reason: String,
 }
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub deliveries: u64,
+    pub attempts: u64,
+    pub events: u64,
+}

@@ -350,7 +350,82 @@ async fn metrics_count_events_and_attempts(backend: Backend) {
     );
 }
 
+async fn retention_removes_finished_work_then_old_events(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TIDINGS_RETENTION__INTERVAL", "50ms"),
+            ("TIDINGS_RETENTION__SUCCEEDED", "1h"),
+            ("TIDINGS_RETENTION__FAILED", "2h"),
+        ],
+    )
+    .await;
+    let rx = TestReceiver::start().await;
+    let who = app.integrator("acme").await;
+    let h = app.create_webhook(&who, hook(&rx.url("/"))).await;
+    let event = app
+        .publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {}}))
+        .await;
+    let list = format!(
+        "/v1/settings/webhooks/{}/deliveries?state=succeeded",
+        h["id"].as_str().unwrap()
+    );
+    eventually(|| async {
+        get(&app, &who, &list).await["data"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    let event_path = format!("/v1/events/{}", event["id"].as_str().unwrap());
+
+    app.clock.advance(Duration::from_secs(3601));
+    eventually(|| async {
+        get(&app, &who, &list).await["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let r = app.operator(Method::GET, &event_path).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the event outlives its succeeded delivery"
+    );
+
+    app.clock.advance(Duration::from_secs(2 * 3600));
+    eventually(|| async {
+        app.operator(Method::GET, &event_path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == StatusCode::NOT_FOUND
+    })
+    .await;
+}
+
+async fn an_idempotency_key_is_honoured_for_a_day(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_workspace("acme", json!({})).await;
+    let body = json!({"type": "workorder.created", "workspaceId": "acme", "data": {}, "idempotencyKey": "k-1"});
+    let first = app.publish(body.clone()).await;
+    let again = app.publish(body.clone()).await;
+    assert_eq!(
+        (again["id"].clone(), again["duplicate"].as_bool()),
+        (first["id"].clone(), Some(true))
+    );
+    app.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    let later = app.publish(body).await;
+    assert_ne!(later["id"], first["id"]);
+    assert_eq!(later["duplicate"], false);
+}
+
 crate::both_backends!(
+    retention_removes_finished_work_then_old_events,
+    an_idempotency_key_is_honoured_for_a_day,
     the_delivery_log_shows_attempts_and_failed_deliveries_can_be_retried_and_replayed,
     gone_disables_the_webhook_and_tells_the_operator,
     a_webhook_failing_for_the_configured_period_is_disabled,
