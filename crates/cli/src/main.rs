@@ -2,6 +2,7 @@
 //! configuration, sets up logging and signals, and calls the library.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod receive;
 
 use std::net::SocketAddr;
@@ -34,6 +35,37 @@ enum Command {
     Migrate,
     /// Print the embedded default configuration (every setting, commented).
     DefaultConfig,
+    /// Run the benchmark scenarios against a fresh server and print one JSON line each.
+    Bench {
+        /// Comma-separated scenarios (default: all): baseline, fanout1, fanout10, latency,
+        /// backlog, many-webhooks.
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Vec<String>,
+        /// Load duration of each scenario.
+        #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+        duration: std::time::Duration,
+        /// Concurrent connections of the load generator.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Events per second of the latency scenario.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Deliveries queued by the backlog scenario.
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog: u64,
+        /// Webhooks of the many-webhooks scenario ...
+        #[arg(long, default_value_t = 10_000)]
+        webhooks: usize,
+        /// ... spread over this many workspaces.
+        #[arg(long, default_value_t = 1_000)]
+        workspaces: usize,
+        /// Benchmark PostgreSQL instead of the embedded store.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// A smoke run of a few seconds (tiny sizes), for CI.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Run a small webhook receiver that prints notifications and checks their signatures.
     Receive {
         /// Address to listen on.
@@ -46,6 +78,10 @@ enum Command {
         #[arg(long, default_value_t = 204)]
         status: u16,
     },
+}
+
+fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn init_logging(json: bool) {
@@ -103,6 +139,47 @@ async fn main() -> anyhow::Result<()> {
             })
             .await;
         }
+        Command::Bench {
+            scenarios,
+            duration,
+            connections,
+            rate,
+            backlog,
+            webhooks,
+            workspaces,
+            database_url,
+            quick,
+        } => {
+            let scenarios = if scenarios.is_empty() {
+                bench::ALL.iter().map(|s| s.to_string()).collect()
+            } else {
+                scenarios
+            };
+            let opts = if quick {
+                bench::Options {
+                    scenarios,
+                    duration: std::time::Duration::from_millis(500),
+                    connections: 4,
+                    rate: 100,
+                    backlog: 500,
+                    webhooks: 20,
+                    workspaces: 5,
+                    database_url,
+                }
+            } else {
+                bench::Options {
+                    scenarios,
+                    duration,
+                    connections,
+                    rate,
+                    backlog,
+                    webhooks,
+                    workspaces,
+                    database_url,
+                }
+            };
+            return bench::run(opts).await;
+        }
         Command::Serve | Command::Migrate => {}
     }
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
@@ -120,6 +197,6 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
-        Command::DefaultConfig | Command::Receive { .. } => Ok(()),
+        Command::DefaultConfig | Command::Receive { .. } | Command::Bench { .. } => Ok(()),
     }
 }

@@ -1,0 +1,555 @@
+//! `tidings bench`: a load harness that anyone can run. It starts `tidings serve` as a child
+//! process (embedded store in a temp directory, or PostgreSQL), a built-in receiver, creates what
+//! it needs through the public API, runs each scenario against a fresh server, and prints one
+//! JSON line per scenario with the server's peak RSS and CPU seconds. The `baseline` scenario
+//! drives the bare receiver with the same load generator, so figures can be read as a ratio to
+//! the machine's own limit.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+const OPERATOR_KEY: &str = "bench-operator-key-0123456789";
+
+/// What to run and how hard.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scenarios: Vec<String>,
+    pub duration: Duration,
+    pub connections: usize,
+    pub rate: u64,
+    pub backlog: u64,
+    pub webhooks: usize,
+    pub workspaces: usize,
+    pub database_url: Option<String>,
+}
+
+pub const ALL: &[&str] = &[
+    "baseline",
+    "fanout1",
+    "fanout10",
+    "latency",
+    "backlog",
+    "many-webhooks",
+];
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The built-in receiver: answers 204, counts, and records publish→receive latency from the
+/// `"t"` (publish time, µs) the payload carries.
+#[derive(Default)]
+struct Receiver {
+    count: AtomicU64,
+    first: AtomicU64,
+    last: AtomicU64,
+    latencies: Mutex<Vec<u64>>,
+    record_latency: AtomicBool,
+}
+
+fn publish_time(body: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(body).ok()?;
+    let at = text.find("\"t\":")? + 4;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+async fn start_receiver() -> anyhow::Result<(String, Arc<Receiver>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let rx = Arc::new(Receiver::default());
+    let r = rx.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let r = r.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let r = r.clone();
+                    async move {
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let now = now_micros();
+                        r.count.fetch_add(1, Ordering::Relaxed);
+                        let _ =
+                            r.first
+                                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                        r.last.fetch_max(now, Ordering::Relaxed);
+                        if r.record_latency.load(Ordering::Relaxed)
+                            && let Some(t) = publish_time(&body)
+                        {
+                            r.latencies
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(now.saturating_sub(t));
+                        }
+                        let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+                        *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok((format!("http://{addr}"), rx))
+}
+
+impl Receiver {
+    fn reset(&self, record_latency: bool) {
+        self.count.store(0, Ordering::Relaxed);
+        self.first.store(0, Ordering::Relaxed);
+        self.last.store(0, Ordering::Relaxed);
+        self.latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.record_latency.store(record_latency, Ordering::Relaxed);
+    }
+}
+
+/// A `tidings serve` child process with a fresh store.
+struct Server {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(
+        opts: &Options,
+        delivery: bool,
+        data: Option<tempfile::TempDir>,
+    ) -> anyhow::Result<Server> {
+        let data = match data {
+            Some(d) => d,
+            None => tempfile::tempdir()?,
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("serve")
+            .env("TIDINGS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TIDINGS_DATA_DIR", data.path())
+            .env("TIDINGS_OPERATOR_KEY", OPERATOR_KEY)
+            .env("TIDINGS_ALLOW_ADDRESSES", "127.0.0.0/8")
+            .env("TIDINGS_DELIVERY__ENABLED", delivery.to_string())
+            .env("TIDINGS_MAX_BODY_BYTES", "4194304")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(url) = &opts.database_url {
+            cmd.env("TIDINGS_DATABASE_URL", url);
+        }
+        let child = cmd.spawn()?;
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _data: data,
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http
+                .get(format!("{}/readyz", server.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the server did not become ready")
+    }
+
+    /// Peak resident set (MiB) and CPU seconds (user + system) so far, from /proc.
+    fn usage(&self) -> (f64, f64) {
+        let pid = self.child.id();
+        let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .map(str::to_string)
+            })
+            .and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0);
+        let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+                let ticks =
+                    after.get(11)?.parse::<f64>().ok()? + after.get(12)?.parse::<f64>().ok()?;
+                Some(ticks / 100.0)
+            })
+            .unwrap_or(0.0);
+        (rss, cpu)
+    }
+
+    fn take_data(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self._data, tempfile::tempdir().expect("temp dir"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client(connections: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("HTTP client")
+}
+
+/// Creates workspaces with one client each and `per_workspace` webhooks to `url`; the first of
+/// each workspace subscribes to `workorder.created`, the rest to other types when `distinct`.
+async fn setup(
+    base: &str,
+    url: &str,
+    workspaces: usize,
+    per_workspace: usize,
+    distinct: bool,
+) -> anyhow::Result<()> {
+    let http = client(8);
+    let others = [
+        "contract.create",
+        "contract.update",
+        "contract.send",
+        "contract.review",
+        "contract.expired",
+        "workspace-created",
+        "workorder.status-changed",
+    ];
+    for w in 0..workspaces {
+        let id = format!("bench{w}");
+        http.post(format!("{base}/v1/admin/workspaces"))
+            .bearer_auth(OPERATOR_KEY)
+            .json(&json!({"id": id, "name": id, "integrationEnabled": true}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let c: Value = http
+            .post(format!("{base}/v1/admin/workspaces/{id}/clients"))
+            .bearer_auth(OPERATOR_KEY)
+            .json(&json!({}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let t: Value = http
+            .post(format!("{base}/oauth/token"))
+            .json(&json!({"client_id": c["clientId"], "client_secret": c["clientSecret"], "grant_type": "client_credentials"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = t["access_token"].as_str().unwrap_or_default().to_string();
+        for h in 0..per_workspace {
+            let trigger = if h == 0 || !distinct {
+                "workorder.created"
+            } else {
+                others[(h - 1) % others.len()]
+            };
+            http.post(format!("{base}/v1/settings/webhooks"))
+                .bearer_auth(&token)
+                .header("Workspace", &id)
+                .json(&json!({"applyToAllDescendants": false, "url": url, "triggers": [trigger], "status": "enabled"}))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+    }
+    Ok(())
+}
+
+/// What a load run produced.
+struct Load {
+    accepted: u64,
+    elapsed: Duration,
+    started_us: u64,
+    publish_latencies_us: Vec<u64>,
+}
+
+/// `connections` loops POSTing `body(n)` to `url` for `duration` (or, with `rate`, at that many
+/// requests per second in total).
+async fn load(
+    url: String,
+    auth: Option<&str>,
+    connections: usize,
+    duration: Duration,
+    rate: Option<u64>,
+    body: fn(u64, usize) -> Value,
+    workspaces: usize,
+) -> Load {
+    let http = client(connections);
+    let started_us = now_micros();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (http, url, next) = (http.clone(), url.clone(), next.clone());
+        let auth = auth.map(str::to_string);
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            let mut lat = Vec::new();
+            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r as f64));
+            let mut tick = Instant::now();
+            while Instant::now() < deadline {
+                if let Some(i) = interval {
+                    tick += i;
+                    tokio::time::sleep_until(tick.into()).await;
+                }
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let mut req = http.post(&url).json(&body(n, workspaces));
+                if let Some(a) = &auth {
+                    req = req.bearer_auth(a);
+                }
+                let t = Instant::now();
+                if req.send().await.is_ok_and(|r| r.status().is_success()) {
+                    ok += 1;
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                let _ = c;
+            }
+            (ok, lat)
+        }));
+    }
+    let mut accepted = 0;
+    let mut publish_latencies_us = Vec::new();
+    for t in tasks {
+        if let Ok((ok, lat)) = t.await {
+            accepted += ok;
+            publish_latencies_us.extend(lat);
+        }
+    }
+    Load {
+        accepted,
+        elapsed: start.elapsed(),
+        started_us,
+        publish_latencies_us,
+    }
+}
+
+fn event_body(n: u64, workspaces: usize) -> Value {
+    let ws = usize::try_from(n).unwrap_or(0) % workspaces.max(1);
+    json!({"type": "workorder.created", "workspaceId": format!("bench{ws}"), "data": {"n": n, "t": now_micros()}})
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+async fn wait_delivered(rx: &Receiver, expected: u64, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut last = (0, Instant::now());
+    while Instant::now() < deadline {
+        let got = rx.count.load(Ordering::Relaxed);
+        if got >= expected {
+            return true;
+        }
+        if got != last.0 {
+            last = (got, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(30) {
+            return false; // no progress for 30 s
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Runs the scenarios and prints one JSON line each.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let (rx_url, rx) = start_receiver().await?;
+    let mut baseline_rps = None;
+    for scenario in &opts.scenarios {
+        let line = match scenario.as_str() {
+            "baseline" => {
+                rx.reset(false);
+                let l = load(
+                    rx_url.clone(),
+                    None,
+                    opts.connections,
+                    opts.duration,
+                    None,
+                    event_body,
+                    1,
+                )
+                .await;
+                let rps = l.accepted as f64 / l.elapsed.as_secs_f64();
+                baseline_rps = Some(rps);
+                json!({"scenario": "baseline", "requests": l.accepted, "requests_per_sec": rps.round(), "connections": opts.connections})
+            }
+            "fanout1" | "fanout10" => {
+                let fanout = if scenario == "fanout1" { 1 } else { 10 };
+                let server = Server::start(&opts, true, None).await?;
+                setup(&server.base, &rx_url, 1, fanout, false).await?;
+                rx.reset(false);
+                let l = load(
+                    format!("{}/v1/events", server.base),
+                    Some(OPERATOR_KEY),
+                    opts.connections,
+                    opts.duration,
+                    None,
+                    event_body,
+                    1,
+                )
+                .await;
+                let expected = l.accepted * fanout as u64;
+                let delivered_all = wait_delivered(&rx, expected, Duration::from_secs(600)).await;
+                let delivered = rx.count.load(Ordering::Relaxed);
+                let span =
+                    (rx.last.load(Ordering::Relaxed).saturating_sub(l.started_us)) as f64 / 1e6;
+                let dps = delivered as f64 / span.max(1e-6);
+                let (rss, cpu) = server.usage();
+                let mut p = l.publish_latencies_us.clone();
+                p.sort_unstable();
+                let mut v = json!({"scenario": scenario, "events_accepted": l.accepted,
+                    "publish_p50_ms": percentile(&p, 0.5), "publish_p99_ms": percentile(&p, 0.99),
+                    "events_per_sec": (l.accepted as f64 / l.elapsed.as_secs_f64()).round(),
+                    "deliveries": delivered, "deliveries_per_sec": dps.round(),
+                    "delivered_equals_accepted": delivered_all && delivered == expected,
+                    "peak_rss_mb": rss.round(), "cpu_seconds": cpu});
+                if let Some(b) = baseline_rps {
+                    v["ratio_to_baseline"] = json!((dps / b * 1000.0).round() / 1000.0);
+                }
+                v
+            }
+            "latency" => {
+                let server = Server::start(&opts, true, None).await?;
+                setup(&server.base, &rx_url, 1, 1, false).await?;
+                rx.reset(true);
+                let conns = opts.connections.clamp(1, 16);
+                let l = load(
+                    format!("{}/v1/events", server.base),
+                    Some(OPERATOR_KEY),
+                    conns,
+                    opts.duration,
+                    Some(opts.rate),
+                    event_body,
+                    1,
+                )
+                .await;
+                wait_delivered(&rx, l.accepted, Duration::from_secs(60)).await;
+                let mut lat = rx
+                    .latencies
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                lat.sort_unstable();
+                let (rss, cpu) = server.usage();
+                json!({"scenario": "latency", "rate": opts.rate, "events": l.accepted, "delivered": lat.len(),
+                    "p50_ms": percentile(&lat, 0.5), "p90_ms": percentile(&lat, 0.9), "p99_ms": percentile(&lat, 0.99),
+                    "max_ms": percentile(&lat, 1.0), "peak_rss_mb": rss.round(), "cpu_seconds": cpu})
+            }
+            "backlog" => {
+                // "Receiver down": the worker is off while the deliveries queue up; then a server
+                // with the worker on drains them.
+                let server = Server::start(&opts, false, None).await?;
+                setup(&server.base, &rx_url, 1, 1, false).await?;
+                let http = client(4);
+                let mut queued = 0u64;
+                let started = Instant::now();
+                while queued < opts.backlog {
+                    let n = (opts.backlog - queued).min(1000);
+                    let events: Vec<Value> = (0..n).map(|i| event_body(queued + i, 1)).collect();
+                    http.post(format!("{}/v1/events/batch", server.base))
+                        .bearer_auth(OPERATOR_KEY)
+                        .json(&json!({"events": events}))
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                    queued += n;
+                }
+                let queue_secs = started.elapsed().as_secs_f64();
+                let (queued_rss, _) = server.usage();
+                let data = server.take_data();
+                rx.reset(false);
+                let drain = Server::start(&opts, true, Some(data)).await?;
+                let start = Instant::now();
+                let all = wait_delivered(&rx, opts.backlog, Duration::from_secs(1800)).await;
+                let secs = start.elapsed().as_secs_f64();
+                let (drain_rss, cpu) = drain.usage();
+                json!({"scenario": "backlog", "queued": opts.backlog, "queue_events_per_sec": (opts.backlog as f64 / queue_secs).round(),
+                    "peak_rss_mb_while_queued": queued_rss.round(), "drain_per_sec": (rx.count.load(Ordering::Relaxed) as f64 / secs).round(),
+                    "drained_all": all, "peak_rss_mb_draining": drain_rss.round(), "cpu_seconds_draining": cpu})
+            }
+            "many-webhooks" => {
+                let server = Server::start(&opts, true, None).await?;
+                let per = (opts.webhooks / opts.workspaces.max(1)).max(1);
+                setup(&server.base, &rx_url, opts.workspaces, per, true).await?;
+                rx.reset(false);
+                let l = load(
+                    format!("{}/v1/events", server.base),
+                    Some(OPERATOR_KEY),
+                    opts.connections,
+                    opts.duration,
+                    None,
+                    event_body,
+                    opts.workspaces,
+                )
+                .await;
+                let mut p = l.publish_latencies_us.clone();
+                p.sort_unstable();
+                let all = wait_delivered(&rx, l.accepted, Duration::from_secs(600)).await;
+                let (rss, cpu) = server.usage();
+                json!({"scenario": "many-webhooks", "webhooks": per * opts.workspaces, "workspaces": opts.workspaces,
+                    "events_accepted": l.accepted, "publish_p50_ms": percentile(&p, 0.5), "publish_p99_ms": percentile(&p, 0.99),
+                    "delivered_equals_accepted": all, "peak_rss_mb": rss.round(), "cpu_seconds": cpu})
+            }
+            other => anyhow::bail!("unknown scenario {other}; choose from {}", ALL.join(", ")),
+        };
+        println!("{line}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn publish_time_is_read_from_the_payload() {
+        assert_eq!(
+            super::publish_time(br#"{"data":{"n":1,"t":1234567}}"#),
+            Some(1_234_567)
+        );
+        assert_eq!(super::publish_time(b"{}"), None);
+    }
+}

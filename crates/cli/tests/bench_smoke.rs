@@ -1,0 +1,45 @@
+//! Keeps `tidings bench` working: a few-second smoke run of every scenario. No timing
+//! assertions: only that each scenario ran and delivered everything it accepted.
+
+use std::process::Command;
+
+#[test]
+fn the_bench_smoke_run_prints_every_scenario() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["bench", "--quick"])
+        .output()
+        .expect("bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "baseline",
+            "fanout1",
+            "fanout10",
+            "latency",
+            "backlog",
+            "many-webhooks"
+        ]
+    );
+    for l in &lines {
+        if l.get("delivered_equals_accepted").is_some() {
+            assert_eq!(l["delivered_equals_accepted"], true, "{l}");
+        }
+    }
+    assert_eq!(lines[4]["drained_all"], true);
+    assert_eq!(lines[3]["events"], lines[3]["delivered"]);
+}
