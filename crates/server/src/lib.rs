@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod delivery;
@@ -234,6 +235,7 @@ pub async fn start(
         clock: clock.clone(),
         operator_key_hash,
         schemas: Default::default(),
+        cache: Default::default(),
         metrics: metrics.clone(),
         wake: wake_api,
     }));

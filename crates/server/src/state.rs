@@ -25,6 +25,8 @@ pub struct Inner {
     /// Wakes the delivery worker (after a retry or replay).
     pub wake: Arc<tokio::sync::Notify>,
     pub metrics: crate::metrics::Metrics,
+    /// Short-lived caches of the publish path.
+    pub cache: crate::cache::Cache,
     /// Compiled JSON Schemas of event types.
     pub schemas: crate::schemas::SchemaCache,
     /// SHA-256 of the operator key.

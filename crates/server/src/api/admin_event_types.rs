@@ -123,6 +123,7 @@ async fn create(
         .store
         .event_type_create(&t, state.clock.now_ms())
         .await?;
+    state.cache.invalidate_event_types();
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
@@ -145,6 +146,7 @@ async fn replace(
     }
     let t = build(name, input)?;
     state.store.event_type_update(&t).await.map_err(not_found)?;
+    state.cache.invalidate_event_types();
     Ok(Json(json!(t)))
 }
 
@@ -158,6 +160,7 @@ async fn delete_one(
         .event_type_delete(&name)
         .await
         .map_err(not_found)?;
+    state.cache.invalidate_event_types();
     Ok(StatusCode::NO_CONTENT)
 }
 

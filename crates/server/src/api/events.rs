@@ -57,7 +57,7 @@ async fn prepare(
             )
         })?;
     }
-    let chain = state.store.workspace_chain(&event.workspace_id).await?;
+    let chain = state.cache.workspace_chain(&state.store, &event.workspace_id).await?;
     if chain.is_empty() {
         return Err(ApiError::invalid_field(
             &format!("{prefix}workspaceId"),
@@ -79,14 +79,8 @@ async fn prepare(
     })
 }
 
-async fn event_types(state: &AppState) -> ApiResult<HashMap<String, EventType>> {
-    Ok(state
-        .store
-        .event_type_list()
-        .await?
-        .into_iter()
-        .map(|t| (t.name.clone(), t))
-        .collect())
+async fn event_types(state: &AppState) -> ApiResult<std::sync::Arc<HashMap<String, EventType>>> {
+    Ok(state.cache.event_types(&state.store).await?)
 }
 
 /// What publishing one event did.

@@ -82,6 +82,7 @@ async fn create(
     let ws = input.into_workspace(id, &state.config.default_plan, state.clock.now_ms())?;
     check_references(&state, &ws).await?;
     state.store.workspace_create(&ws).await?;
+    state.cache.invalidate_workspaces();
     tracing::info!(workspace = %ws.id, "workspace created");
     Ok((StatusCode::CREATED, Json(view(&ws))))
 }
@@ -166,6 +167,7 @@ async fn save(
     )?;
     check_references(state, &ws).await?;
     state.store.workspace_update(&ws).await?;
+    state.cache.invalidate_workspaces();
     Ok(Json(view(&ws)))
 }
 
@@ -182,6 +184,7 @@ async fn remove(
             tidings_store::StoreError::NotFound => ApiError::not_found("workspace"),
             e => e.into(),
         })?;
+    state.cache.invalidate_workspaces();
     Ok(StatusCode::NO_CONTENT)
 }
 
