@@ -55,6 +55,35 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// How many claimed deliveries may wait locally per webhook, in multiples of its in-flight limit.
+/// One: a waiting delivery starts within one request timeout, well inside its lease.
+const QUEUED_PER_WEBHOOK: usize = 1;
+
+/// Starts the next waiting delivery of `webhook` if it has a free slot and a permit is free.
+fn start_waiting(
+    waiting: &mut HashMap<String, std::collections::VecDeque<Job>>,
+    webhook: &str,
+    in_flight: &InFlight,
+    limit: usize,
+    permits: &Arc<Semaphore>,
+    tasks: &mut JoinSet<String>,
+    spawn: &impl Fn(&mut JoinSet<String>, Job, tokio::sync::OwnedSemaphorePermit),
+) {
+    let Some(queue) = waiting.get_mut(webhook) else { return };
+    while !queue.is_empty() && in_flight.try_take(webhook, limit) {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            in_flight.give_back(webhook);
+            break;
+        };
+        if let Some(job) = queue.pop_front() {
+            spawn(tasks, job, permit);
+        }
+    }
+    if queue.is_empty() {
+        waiting.remove(webhook);
+    }
+}
+
 /// Requests in flight per webhook on this node.
 #[derive(Clone, Debug)]
 struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
@@ -277,34 +306,57 @@ impl Worker {
 
     /// Runs until `shutdown` is cancelled, then waits up to the grace period for requests in
     /// flight and records them.
+    ///
+    /// Claimed deliveries of a webhook at its in-flight limit wait in a small local queue (at
+    /// most [`QUEUED_PER_WEBHOOK`] times the limit; the rest go back to the store at once) and
+    /// start as soon as one of that webhook's requests finishes. Webhooks whose limit and queue
+    /// are full are left out of the next claims.
     pub async fn run(self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.config.concurrency * 2);
         let recorder = tokio::spawn(self.clone().record(done_rx));
         let in_flight = InFlight(self.metrics.in_flight.clone());
         let limit = self.config.per_webhook_concurrency;
-        let mut tasks = JoinSet::new();
+        let queue_cap = limit * QUEUED_PER_WEBHOOK;
+        let mut waiting: HashMap<String, std::collections::VecDeque<Job>> = HashMap::new();
+        let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
+        let spawn = |tasks: &mut JoinSet<String>, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
+            let worker = self.clone();
+            let done = done_tx.clone();
+            let slots = in_flight.clone();
+            tasks.spawn(async move {
+                let webhook = job.webhook.id.clone();
+                let completion = worker.attempt(job).await;
+                slots.give_back(&webhook);
+                drop(permit);
+                let _ = done.send(completion).await;
+                webhook
+            });
+        };
         while !shutdown.is_cancelled() {
-            while tasks.try_join_next().is_some() {}
+            // Start what waits for webhooks that have a free slot again.
+            while let Some(Ok(webhook)) = tasks.try_join_next() {
+                start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn);
+            }
             let free = permits.available_permits();
             if free == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tasks.join_next() => continue,
+                    done = tasks.join_next() => {
+                        if let Some(Ok(webhook)) = done {
+                            start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn);
+                        }
+                        continue;
+                    }
                 }
             }
             let now = self.clock.now_ms();
-            let saturated = in_flight.saturated(limit);
+            let mut excluded = in_flight.saturated(limit);
+            excluded.retain(|w| waiting.get(w).is_some_and(|q| q.len() >= queue_cap));
             let claimed = self
                 .store
-                .claim(
-                    &self.node_id,
-                    now,
-                    now + millis(self.config.lease),
-                    i64::try_from(free).unwrap_or(1),
-                    &saturated,
-                )
+                .claim(&self.node_id, now, now + millis(self.config.lease), i64::try_from(free).unwrap_or(1), &excluded)
                 .await;
             let jobs = match claimed {
                 Ok(jobs) => {
@@ -323,23 +375,22 @@ impl Worker {
             let full = jobs.len() == free;
             let mut overflow = Vec::new();
             for job in jobs {
-                if !in_flight.try_take(&job.webhook.id, limit) {
-                    overflow.push(job.delivery_id);
-                    continue;
+                let webhook = job.webhook.id.clone();
+                if in_flight.try_take(&webhook, limit) {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        in_flight.give_back(&webhook);
+                        overflow.push(job.delivery_id);
+                        continue;
+                    };
+                    spawn(&mut tasks, job, permit);
+                } else {
+                    let queue = waiting.entry(webhook).or_default();
+                    if queue.len() < queue_cap {
+                        queue.push_back(job);
+                    } else {
+                        overflow.push(job.delivery_id);
+                    }
                 }
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                let worker = self.clone();
-                let done = done_tx.clone();
-                let slots = in_flight.clone();
-                tasks.spawn(async move {
-                    let webhook = job.webhook.id.clone();
-                    let completion = worker.attempt(job).await;
-                    slots.give_back(&webhook);
-                    drop(permit);
-                    let _ = done.send(completion).await;
-                });
             }
             if !overflow.is_empty()
                 && let Err(e) = self.store.release(&self.node_id, &overflow, now).await
@@ -347,15 +398,24 @@ impl Worker {
                 // Not fatal: the leases expire and the deliveries come back by themselves.
                 tracing::warn!(error = ?e, "giving back deliveries failed");
             }
-            if full && overflow.is_empty() {
+            if full && overflow.is_empty() && permits.available_permits() > 0 {
                 continue;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
-                _ = tasks.join_next(), if !tasks.is_empty() && !overflow.is_empty() => {}
+                done = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Some(Ok(webhook)) = done {
+                        start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn);
+                    }
+                }
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
+        }
+        // Deliveries still waiting locally go back to the queue for the next start or node.
+        let held: Vec<String> = waiting.into_values().flatten().map(|j| j.delivery_id).collect();
+        if let Err(e) = self.store.release(&self.node_id, &held, self.clock.now_ms()).await {
+            tracing::warn!(error = ?e, "giving back waiting deliveries failed; their leases will expire");
         }
         let left = tasks.len();
         if left > 0 {
@@ -365,10 +425,7 @@ impl Worker {
             })
             .await;
             if waited.is_err() {
-                tracing::warn!(
-                    left = tasks.len(),
-                    "grace period over; unfinished deliveries will be retried after their lease"
-                );
+                tracing::warn!(left = tasks.len(), "grace period over; unfinished deliveries will be retried after their lease");
                 tasks.abort_all();
             }
         }
