@@ -41,7 +41,14 @@ impl Cache {
         {
             return Ok(types.clone());
         }
-        let fresh: Types = Arc::new(store.event_type_list().await?.into_iter().map(|t| (t.name.clone(), t)).collect());
+        let fresh: Types = Arc::new(
+            store
+                .event_type_list()
+                .await?
+                .into_iter()
+                .map(|t| (t.name.clone(), t))
+                .collect(),
+        );
         *lock(&self.types) = Some((Instant::now(), fresh.clone()));
         Ok(fresh)
     }

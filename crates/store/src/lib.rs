@@ -224,6 +224,13 @@ pub mod sqlite {
 
     type Db = sqlx::Sqlite;
     const SKIP_LOCKED: &str = "";
+    /// Queue bookkeeping (claims, attempt records) need not reach the disk before it returns:
+    /// a lost claim or attempt record only repeats a delivery. In WAL mode the next FULL commit
+    /// (every publish) flushes these frames too. `synchronous` cannot change inside a
+    /// transaction, so it is switched around it.
+    const RELAXED_BEFORE: Option<&str> = Some("PRAGMA synchronous = NORMAL");
+    const DURABLE: Option<&str> = Some("PRAGMA synchronous = FULL");
+    const RELAXED_IN_TX: Option<&str> = None;
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
     /// The SQLite store. `write` has one connection (SQLite has one writer anyway; a single
@@ -294,6 +301,11 @@ pub mod postgres {
 
     type Db = sqlx::Postgres;
     const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
+    /// Queue bookkeeping commits without waiting for the WAL flush (a lost claim or attempt
+    /// record only repeats a delivery); publishes keep `synchronous_commit = on`.
+    const RELAXED_BEFORE: Option<&str> = None;
+    const DURABLE: Option<&str> = None;
+    const RELAXED_IN_TX: Option<&str> = Some("SET LOCAL synchronous_commit = off");
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
     #[derive(Clone)]

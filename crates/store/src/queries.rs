@@ -566,18 +566,174 @@ impl SqlStore {
 
     // ---- events and the delivery queue ----
 
+    /// One transaction for the whole batch, with few statements: the idempotency keys are looked
+    /// up at once, matching runs once per distinct (type, workspace chain), and events and
+    /// deliveries are inserted as multi-row statements.
     pub(crate) async fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
-        let mut tx = self.write.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
+        use std::collections::HashMap;
+        use sqlx::Connection;
+        let mut conn = self.write.acquire().await?;
+        if let Some(q) = DURABLE {
+            sqlx::query(q).execute(&mut *conn).await?;
+        }
+        let mut tx = conn.begin().await?;
+        let keys: Vec<&str> = batch.iter().filter_map(|r| r.event.idempotency_key.as_deref()).collect();
+        let mut existing: HashMap<String, (String, i64, i64, i64)> = HashMap::new();
+        if !keys.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<Db>::new(
+                "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for k in &keys {
+                sep.push_bind(*k);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                let key: String = row.try_get("idempotency_key")?;
+                existing.insert(key, (row.try_get("id")?, row.try_get("deliveries")?, row.try_get("suppressed")?, row.try_get("created_at")?));
+            }
+        }
+        let mut matches: HashMap<(&str, &[String]), Vec<MatchRow>> = HashMap::new();
+        for req in batch.iter().filter(|r| r.deliver && !r.workspace_chain.is_empty()) {
+            let key = (req.event.kind.as_str(), req.workspace_chain.as_slice());
+            if let std::collections::hash_map::Entry::Vacant(slot) = matches.entry(key) {
+                slot.insert(match_webhooks(&mut tx, key.0, key.1).await?);
+            }
+        }
+        let mut out: Vec<PublishOutcome> = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<&str, usize> = HashMap::new();
+        let mut stale_keys: Vec<String> = Vec::new();
+        let mut events: Vec<&Event> = Vec::new();
+        let mut counts: Vec<(i64, i64)> = Vec::new();
+        let mut deliveries: Vec<(String, &Event, &str)> = Vec::new();
         for req in batch {
-            out.push(publish_one(&mut tx, req).await?);
+            let e = &req.event;
+            if let Some(key) = e.idempotency_key.as_deref() {
+                if let Some(&first) = in_batch.get(key) {
+                    let mut repeat = out[first].clone();
+                    repeat.duplicate = true;
+                    out.push(repeat);
+                    continue;
+                }
+                match existing.get(key) {
+                    Some((id, deliveries, suppressed, created_at)) if *created_at > e.created_at - IDEMPOTENCY_WINDOW_MS => {
+                        out.push(PublishOutcome { id: id.clone(), deliveries: *deliveries, suppressed: *suppressed, duplicate: true });
+                        continue;
+                    }
+                    // The earlier use is past the window: the key is free again.
+                    Some((old_id, ..)) => stale_keys.push(old_id.clone()),
+                    None => {}
+                }
+                in_batch.insert(key, out.len());
+            }
+            let mut suppressed = 0i64;
+            let mut targets = 0i64;
+            if let Some(rows) = matches.get(&(e.kind.as_str(), req.workspace_chain.as_slice())) {
+                for m in rows {
+                    if m.workspace_id != e.workspace_id && !m.descendants {
+                        continue;
+                    }
+                    if !unit_matches(&m.branches, e.branch_id.as_deref())? || !unit_matches(&m.units, e.business_unit_id.as_deref())? {
+                        continue;
+                    }
+                    if m.owner.is_some() && m.owner == e.origin_client_id {
+                        suppressed += 1;
+                        continue;
+                    }
+                    targets += 1;
+                    deliveries.push((tidings_core::ids::message_id(), e, m.id.as_str()));
+                }
+            }
+            events.push(e);
+            counts.push((targets, suppressed));
+            out.push(PublishOutcome { id: e.id.clone(), deliveries: targets, suppressed, duplicate: false });
+        }
+        if !stale_keys.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<Db>::new("UPDATE events SET idempotency_key = NULL WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in &stale_keys {
+                sep.push_bind(id.as_str());
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in events.iter().zip(&counts).collect::<Vec<_>>().chunks(500) {
+            let mut qb = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) ",
+            );
+            qb.push_values(chunk, |mut b, (e, (targets, suppressed))| {
+                b.push_bind(e.id.as_str())
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.workspace_id.as_str())
+                    .push_bind(e.data.as_str())
+                    .push_bind(e.branch_id.as_deref())
+                    .push_bind(e.business_unit_id.as_deref())
+                    .push_bind(e.subject_id.as_deref())
+                    .push_bind(e.sender.as_ref().map(json_text))
+                    .push_bind(e.origin_client_id.as_deref())
+                    .push_bind(e.idempotency_key.as_deref())
+                    .push_bind(e.occurred_at)
+                    .push_bind(e.created_at)
+                    .push_bind(*targets)
+                    .push_bind(*suppressed);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in deliveries.chunks(2000) {
+            let mut qb = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, (id, e, webhook_id)| {
+                b.push_bind(id.as_str())
+                    .push_bind(e.id.as_str())
+                    .push_bind(*webhook_id)
+                    .push_bind(e.workspace_id.as_str())
+                    .push_bind("pending")
+                    .push_bind(0i64)
+                    .push_bind(e.created_at)
+                    .push_bind(e.created_at)
+                    .push_bind(e.created_at);
+            });
+            qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)
     }
 
+    /// Runs `work` in a transaction that commits without waiting for the disk (queue
+    /// bookkeeping; see `RELAXED_BEFORE`), and restores durable commits afterwards.
+    async fn relaxed<T>(&self, work: impl for<'t> AsyncFnOnce(&'t mut sqlx::Transaction<'_, Db>) -> Result<T>) -> Result<T> {
+        use sqlx::Connection;
+        let mut conn = self.write.acquire().await?;
+        if let Some(q) = RELAXED_BEFORE {
+            sqlx::query(q).execute(&mut *conn).await?;
+        }
+        let result = async {
+            let mut tx = conn.begin().await?;
+            if let Some(q) = RELAXED_IN_TX {
+                sqlx::query(q).execute(&mut *tx).await?;
+            }
+            let value = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok(value)
+        }
+        .await;
+        if let Some(q) = DURABLE {
+            // If this fails the connection is broken and will not be reused.
+            sqlx::query(q).execute(&mut *conn).await?;
+        }
+        result
+    }
+
     pub(crate) async fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>> {
-        let mut tx = self.write.begin().await?;
+        self.relaxed(async |tx| self.claim_in(tx, owner, now, lease_until, limit, exclude).await).await
+    }
+
+    pub(crate) async fn complete(&self, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
+        self.relaxed(async |tx| self.complete_in(tx, owner, now, completions, disable_failing_since).await).await
+    }
+
+    pub(crate) async fn claim_in(&self, tx: &mut sqlx::Transaction<'_, Db>, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>> {
         let mut qb = sqlx::QueryBuilder::<Db>::new("UPDATE deliveries SET lease_owner = ");
         qb.push_bind(owner);
         qb.push(", next_attempt_at = ");
@@ -598,10 +754,9 @@ impl SqlStore {
         qb.push(" ");
         qb.push(SKIP_LOCKED);
         qb.push(") RETURNING id, attempts");
-        let claimed: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+        let claimed: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut **tx).await?;
         if claimed.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
+                return Ok(Vec::new());
         }
         let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
             "SELECT d.id AS d_id, {EVENT_COLS}, w.id, w.workspace_id, w.owner_client_id, w.status, w.spec, w.updated, w.created_at, \
@@ -614,7 +769,7 @@ impl SqlStore {
             sep.push_bind(id.as_str());
         }
         qb.push(")");
-        let rows = qb.build().fetch_all(&mut *tx).await?;
+        let rows = qb.build().fetch_all(&mut **tx).await?;
         let attempts: std::collections::HashMap<&str, i64> =
             claimed.iter().map(|(id, n)| (id.as_str(), *n)).collect();
         let mut jobs = Vec::with_capacity(rows.len());
@@ -638,16 +793,14 @@ impl SqlStore {
                 sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE id = $1")
                     .bind(id)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
         }
-        tx.commit().await?;
         Ok(jobs)
     }
 
-    pub(crate) async fn complete(&self, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
-        let mut tx = self.write.begin().await?;
+    pub(crate) async fn complete_in(&self, tx: &mut sqlx::Transaction<'_, Db>, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
         for c in completions {
             if let Some(a) = &c.attempt {
                 sqlx::query(
@@ -665,7 +818,7 @@ impl SqlStore {
                 .bind(&a.response_headers)
                 .bind(&a.response_body)
                 .bind(&a.error)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             let (state, next_at) = match c.next {
@@ -693,7 +846,7 @@ impl SqlStore {
             .bind(status)
             .bind(outcome)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         // Webhook health, one update per webhook of the batch: a success clears the failing
@@ -710,7 +863,7 @@ impl SqlStore {
             } else {
                 "UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1"
             };
-            sqlx::query(sql).bind(*webhook_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(*webhook_id).bind(now).execute(&mut **tx).await?;
         }
         let mut disabled = Vec::new();
         let mut to_disable: Vec<(&str, String)> = completions
@@ -743,7 +896,7 @@ impl SqlStore {
                 .bind(disable_failing_since)
                 .bind(&reason)
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
             if let Some(row) = row {
                 let spec: WebhookSpec = parse_json("webhook spec", &row.try_get::<String, _>("spec")?)?;
@@ -755,7 +908,6 @@ impl SqlStore {
                 });
             }
         }
-        tx.commit().await?;
         Ok(disabled)
     }
 
@@ -939,99 +1091,41 @@ async fn insert_triggers(tx: &mut sqlx::Transaction<'static, Db>, w: &Webhook) -
     Ok(())
 }
 
-async fn publish_one(tx: &mut sqlx::Transaction<'static, Db>, req: &PublishRequest) -> Result<PublishOutcome> {
-    let e = &req.event;
-    if let Some(key) = &e.idempotency_key {
-        let existing: Option<(String, i64, i64, i64)> =
-            sqlx::query_as("SELECT id, deliveries, suppressed, created_at FROM events WHERE idempotency_key = $1")
-                .bind(key)
-                .fetch_optional(&mut **tx)
-                .await?;
-        match existing {
-            Some((id, deliveries, suppressed, created_at)) if created_at > e.created_at - IDEMPOTENCY_WINDOW_MS => {
-                return Ok(PublishOutcome { id, deliveries, suppressed, duplicate: true });
-            }
-            Some((old_id, ..)) => {
-                // The earlier use is past the window: the key is free again.
-                sqlx::query("UPDATE events SET idempotency_key = NULL WHERE id = $1").bind(old_id).execute(&mut **tx).await?;
-            }
-            None => {}
-        }
+/// A webhook that may match an event: what fan-out needs to decide.
+struct MatchRow {
+    id: String,
+    workspace_id: String,
+    owner: Option<String>,
+    descendants: bool,
+    branches: String,
+    units: String,
+}
+
+/// Enabled webhooks of the chain's workspaces that subscribe to `kind`, read through the
+/// (workspace, type) index: the cost follows the matches, not all webhooks.
+async fn match_webhooks(tx: &mut sqlx::Transaction<'_, Db>, kind: &str, chain: &[String]) -> Result<Vec<MatchRow>> {
+    let mut qb = sqlx::QueryBuilder::<Db>::new(
+        "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants, w.branches, w.business_units FROM webhook_triggers t \
+         JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = ",
+    );
+    qb.push_bind(kind);
+    qb.push(" AND w.status = 'enabled' AND t.workspace_id IN (");
+    let mut sep = qb.separated(", ");
+    for ws in chain {
+        sep.push_bind(ws.as_str());
     }
-    // Matching: webhooks of the event's workspace, or of an ancestor when they apply to all
-    // descendants; read through the (workspace, type) index, so the cost follows the matches.
-    let mut targets: Vec<String> = Vec::new();
-    let mut suppressed = 0i64;
-    if req.deliver && !req.workspace_chain.is_empty() {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants, w.branches, w.business_units FROM webhook_triggers t \
-             JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = ",
-        );
-        qb.push_bind(e.kind.as_str());
-        qb.push(" AND w.status = 'enabled' AND t.workspace_id IN (");
-        let mut sep = qb.separated(", ");
-        for ws in &req.workspace_chain {
-            sep.push_bind(ws.as_str());
-        }
-        qb.push(") ORDER BY w.id");
-        let rows = qb.build().fetch_all(&mut **tx).await?;
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            let ws: String = row.try_get("workspace_id")?;
-            let owner: Option<String> = row.try_get("owner_client_id")?;
-            let descendants: bool = row.try_get("apply_to_all_descendants")?;
-            if ws != e.workspace_id && !descendants {
-                continue;
-            }
-            let branches: String = row.try_get("branches")?;
-            let units: String = row.try_get("business_units")?;
-            if !unit_matches(&branches, e.branch_id.as_deref())? || !unit_matches(&units, e.business_unit_id.as_deref())? {
-                continue;
-            }
-            if owner.is_some() && owner == e.origin_client_id {
-                suppressed += 1;
-                continue;
-            }
-            targets.push(id);
-        }
-    }
-    let deliveries = i64::try_from(targets.len()).unwrap_or(i64::MAX);
-    sqlx::query(
-        "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&e.id)
-    .bind(&e.kind)
-    .bind(&e.workspace_id)
-    .bind(&e.data)
-    .bind(&e.branch_id)
-    .bind(&e.business_unit_id)
-    .bind(&e.subject_id)
-    .bind(e.sender.as_ref().map(json_text))
-    .bind(&e.origin_client_id)
-    .bind(&e.idempotency_key)
-    .bind(e.occurred_at)
-    .bind(e.created_at)
-    .bind(deliveries)
-    .bind(suppressed)
-    .execute(&mut **tx)
-    .await?;
-    if !targets.is_empty() {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at) ",
-        );
-        qb.push_values(&targets, |mut b, webhook_id| {
-            b.push_bind(tidings_core::ids::message_id())
-                .push_bind(e.id.as_str())
-                .push_bind(webhook_id.as_str())
-                .push_bind(e.workspace_id.as_str())
-                .push_bind("pending")
-                .push_bind(0i64)
-                .push_bind(e.created_at)
-                .push_bind(e.created_at)
-                .push_bind(e.created_at);
-        });
-        qb.build().execute(&mut **tx).await?;
-    }
-    Ok(PublishOutcome { id: e.id.clone(), deliveries, suppressed, duplicate: false })
+    qb.push(") ORDER BY w.id");
+    let rows = qb.build().fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(MatchRow {
+                id: row.try_get("id")?,
+                workspace_id: row.try_get("workspace_id")?,
+                owner: row.try_get("owner_client_id")?,
+                descendants: row.try_get("apply_to_all_descendants")?,
+                branches: row.try_get("branches")?,
+                units: row.try_get("business_units")?,
+            })
+        })
+        .collect()
 }

@@ -57,7 +57,10 @@ async fn prepare(
             )
         })?;
     }
-    let chain = state.cache.workspace_chain(&state.store, &event.workspace_id).await?;
+    let chain = state
+        .cache
+        .workspace_chain(&state.store, &event.workspace_id)
+        .await?;
     if chain.is_empty() {
         return Err(ApiError::invalid_field(
             &format!("{prefix}workspaceId"),

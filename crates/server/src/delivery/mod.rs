@@ -69,7 +69,9 @@ fn start_waiting(
     tasks: &mut JoinSet<String>,
     spawn: &impl Fn(&mut JoinSet<String>, Job, tokio::sync::OwnedSemaphorePermit),
 ) {
-    let Some(queue) = waiting.get_mut(webhook) else { return };
+    let Some(queue) = waiting.get_mut(webhook) else {
+        return;
+    };
     while !queue.is_empty() && in_flight.try_take(webhook, limit) {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             in_flight.give_back(webhook);
@@ -321,23 +323,32 @@ impl Worker {
         let mut waiting: HashMap<String, std::collections::VecDeque<Job>> = HashMap::new();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
-        let spawn = |tasks: &mut JoinSet<String>, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
-            let worker = self.clone();
-            let done = done_tx.clone();
-            let slots = in_flight.clone();
-            tasks.spawn(async move {
-                let webhook = job.webhook.id.clone();
-                let completion = worker.attempt(job).await;
-                slots.give_back(&webhook);
-                drop(permit);
-                let _ = done.send(completion).await;
-                webhook
-            });
-        };
+        let spawn =
+            |tasks: &mut JoinSet<String>, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
+                let worker = self.clone();
+                let done = done_tx.clone();
+                let slots = in_flight.clone();
+                tasks.spawn(async move {
+                    let webhook = job.webhook.id.clone();
+                    let completion = worker.attempt(job).await;
+                    slots.give_back(&webhook);
+                    drop(permit);
+                    let _ = done.send(completion).await;
+                    webhook
+                });
+            };
         while !shutdown.is_cancelled() {
             // Start what waits for webhooks that have a free slot again.
             while let Some(Ok(webhook)) = tasks.try_join_next() {
-                start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn);
+                start_waiting(
+                    &mut waiting,
+                    &webhook,
+                    &in_flight,
+                    limit,
+                    &permits,
+                    &mut tasks,
+                    &spawn,
+                );
             }
             let free = permits.available_permits();
             if free == 0 {
@@ -356,7 +367,13 @@ impl Worker {
             excluded.retain(|w| waiting.get(w).is_some_and(|q| q.len() >= queue_cap));
             let claimed = self
                 .store
-                .claim(&self.node_id, now, now + millis(self.config.lease), i64::try_from(free).unwrap_or(1), &excluded)
+                .claim(
+                    &self.node_id,
+                    now,
+                    now + millis(self.config.lease),
+                    i64::try_from(free).unwrap_or(1),
+                    &excluded,
+                )
                 .await;
             let jobs = match claimed {
                 Ok(jobs) => {
@@ -413,8 +430,16 @@ impl Worker {
             }
         }
         // Deliveries still waiting locally go back to the queue for the next start or node.
-        let held: Vec<String> = waiting.into_values().flatten().map(|j| j.delivery_id).collect();
-        if let Err(e) = self.store.release(&self.node_id, &held, self.clock.now_ms()).await {
+        let held: Vec<String> = waiting
+            .into_values()
+            .flatten()
+            .map(|j| j.delivery_id)
+            .collect();
+        if let Err(e) = self
+            .store
+            .release(&self.node_id, &held, self.clock.now_ms())
+            .await
+        {
             tracing::warn!(error = ?e, "giving back waiting deliveries failed; their leases will expire");
         }
         let left = tasks.len();
@@ -425,7 +450,10 @@ impl Worker {
             })
             .await;
             if waited.is_err() {
-                tracing::warn!(left = tasks.len(), "grace period over; unfinished deliveries will be retried after their lease");
+                tracing::warn!(
+                    left = tasks.len(),
+                    "grace period over; unfinished deliveries will be retried after their lease"
+                );
                 tasks.abort_all();
             }
         }
