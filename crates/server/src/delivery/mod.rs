@@ -55,11 +55,13 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// How many claimed deliveries may wait locally per webhook, in multiples of its in-flight limit.
-/// One: a waiting delivery starts within one request timeout, well inside its lease.
-const QUEUED_PER_WEBHOOK: usize = 1;
+/// At most this many multiples of a webhook's in-flight limit wait locally (fewer when the lease
+/// is short compared with the request timeout).
+const MAX_QUEUED_ROUNDS: usize = 3;
 
-/// Starts the next waiting delivery of `webhook` if it has a free slot and a permit is free.
+/// Starts the next waiting deliveries of `webhook` while it has free slots and permits are free.
+/// Returns whether its local queue ran low (time to claim more).
+#[allow(clippy::too_many_arguments)]
 fn start_waiting(
     waiting: &mut HashMap<String, std::collections::VecDeque<Job>>,
     webhook: &str,
@@ -68,9 +70,10 @@ fn start_waiting(
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<String>,
     spawn: &impl Fn(&mut JoinSet<String>, Job, tokio::sync::OwnedSemaphorePermit),
-) {
+    queue_cap: usize,
+) -> bool {
     let Some(queue) = waiting.get_mut(webhook) else {
-        return;
+        return true;
     };
     while !queue.is_empty() && in_flight.try_take(webhook, limit) {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -81,9 +84,11 @@ fn start_waiting(
             spawn(tasks, job, permit);
         }
     }
+    let low = queue.len() * 2 < queue_cap;
     if queue.is_empty() {
         waiting.remove(webhook);
     }
+    low
 }
 
 /// Requests in flight per webhook on this node.
@@ -319,7 +324,12 @@ impl Worker {
         let recorder = tokio::spawn(self.clone().record(done_rx));
         let in_flight = InFlight(self.metrics.in_flight.clone());
         let limit = self.config.per_webhook_concurrency;
-        let queue_cap = limit * QUEUED_PER_WEBHOOK;
+        // A waiting delivery starts within (queue / limit) request timeouts; keep that inside the
+        // lease so no other node takes it over meanwhile.
+        let rounds = (self.config.lease.as_millis() / self.config.timeout.as_millis().max(1))
+            .saturating_sub(1)
+            .max(1);
+        let queue_cap = limit * usize::try_from(rounds).unwrap_or(1).min(MAX_QUEUED_ROUNDS);
         let mut waiting: HashMap<String, std::collections::VecDeque<Job>> = HashMap::new();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
@@ -348,6 +358,7 @@ impl Worker {
                     &permits,
                     &mut tasks,
                     &spawn,
+                    queue_cap,
                 );
             }
             let free = permits.available_permits();
@@ -356,7 +367,7 @@ impl Worker {
                     _ = shutdown.cancelled() => break,
                     done = tasks.join_next() => {
                         if let Some(Ok(webhook)) = done {
-                            start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn);
+                            start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn, queue_cap);
                         }
                         continue;
                     }
@@ -418,15 +429,24 @@ impl Worker {
             if full && overflow.is_empty() && permits.available_permits() > 0 {
                 continue;
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                done = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Some(Ok(webhook)) = done {
-                        start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn);
+            // Wait for new work, the poll timer, or a finished request. A finished request whose
+            // webhook still has deliveries waiting locally starts the next one without a claim.
+            let poll_at = tokio::time::Instant::now() + self.config.poll_interval;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.wake.notified() => break,
+                    done = tasks.join_next(), if !tasks.is_empty() => {
+                        let refill = match done {
+                            Some(Ok(webhook)) => start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn, queue_cap),
+                            _ => true,
+                        };
+                        if refill {
+                            break;
+                        }
                     }
+                    _ = tokio::time::sleep_until(poll_at) => break,
                 }
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
         // Deliveries still waiting locally go back to the queue for the next start or node.
