@@ -333,6 +333,9 @@ impl Worker {
         let mut waiting: HashMap<String, std::collections::VecDeque<Job>> = HashMap::new();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
+        // Claim size adapts: halved when a claim brought more than could start or wait locally
+        // (one busy webhook), doubled while claims come back full and usable.
+        let mut claim_size = self.config.concurrency;
         let spawn =
             |tasks: &mut JoinSet<String>, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
                 let worker = self.clone();
@@ -382,7 +385,7 @@ impl Worker {
                     &self.node_id,
                     now,
                     now + millis(self.config.lease),
-                    i64::try_from(free).unwrap_or(1),
+                    i64::try_from(free.min(claim_size)).unwrap_or(1),
                     &excluded,
                 )
                 .await;
@@ -400,7 +403,7 @@ impl Worker {
                     }
                 }
             };
-            let full = jobs.len() == free;
+            let full = jobs.len() == free.min(claim_size);
             let mut overflow = Vec::new();
             for job in jobs {
                 let webhook = job.webhook.id.clone();
@@ -425,6 +428,11 @@ impl Worker {
             {
                 // Not fatal: the leases expire and the deliveries come back by themselves.
                 tracing::warn!(error = ?e, "giving back deliveries failed");
+            }
+            if !overflow.is_empty() {
+                claim_size = (claim_size / 2).max(limit);
+            } else if full {
+                claim_size = (claim_size * 2).min(self.config.concurrency);
             }
             if full && overflow.is_empty() && permits.available_permits() > 0 {
                 continue;
