@@ -719,7 +719,8 @@ impl SqlStore {
         }
         .await;
         if let Some(q) = DURABLE {
-            // If this fails the connection is broken and will not be reused.
+            // Publishes set FULL themselves before they begin, so a failure here cannot make a
+            // publish commit without fsync.
             sqlx::query(q).execute(&mut *conn).await?;
         }
         result
