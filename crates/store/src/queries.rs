@@ -754,43 +754,80 @@ impl SqlStore {
         qb.push_bind(limit);
         qb.push(" ");
         qb.push(SKIP_LOCKED);
-        qb.push(") RETURNING id, attempts");
-        let claimed: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+        qb.push(") RETURNING id, attempts, event_id, webhook_id");
+        let claimed: Vec<(String, i64, String, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
         if claimed.is_empty() {
-                return Ok(Vec::new());
+            return Ok(Vec::new());
         }
-        let mut qb = sqlx::QueryBuilder::<Db>::new(format!(
-            "SELECT d.id AS d_id, {EVENT_COLS}, w.id, w.workspace_id, w.owner_client_id, w.status, w.spec, w.updated, w.created_at, \
-             w.disabled_reason, w.previous_secret, w.previous_secret_expires, et.status_path AS et_status_path, ws.fields AS ws_fields \
-             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
-             LEFT JOIN event_types et ON et.name = e.type LEFT JOIN workspaces ws ON ws.id = e.workspace_id WHERE d.id IN ("
-        ));
+        // Events, webhooks and their context are read by primary key in separate queries: one
+        // join let the planner walk every delivery of a busy webhook (its index is selective
+        // only by webhook) instead of the few claimed ones.
+        use std::collections::{HashMap, HashSet};
+        let event_ids: HashSet<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
+        let webhook_ids: HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!("SELECT {EVENT_COLS} FROM events e WHERE e.id IN ("));
         let mut sep = qb.separated(", ");
-        for (id, _) in &claimed {
-            sep.push_bind(id.as_str());
+        for id in &event_ids {
+            sep.push_bind(*id);
         }
         qb.push(")");
-        let rows = qb.build().fetch_all(&mut **tx).await?;
-        let attempts: std::collections::HashMap<&str, i64> =
-            claimed.iter().map(|(id, n)| (id.as_str(), *n)).collect();
-        let mut jobs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let delivery_id: String = row.try_get("d_id")?;
-            let made = attempts.get(delivery_id.as_str()).copied().unwrap_or(0);
+        let mut events: HashMap<String, Event> = HashMap::new();
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            let e = event_from_row(&row)?;
+            events.insert(e.id.clone(), e);
+        }
+        let mut qb = sqlx::QueryBuilder::<Db>::new(format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id IN ("));
+        let mut sep = qb.separated(", ");
+        for id in &webhook_ids {
+            sep.push_bind(*id);
+        }
+        qb.push(")");
+        let mut webhooks: HashMap<String, Webhook> = HashMap::new();
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            let w = webhook_from_row(&row)?;
+            webhooks.insert(w.id.clone(), w);
+        }
+        let status_paths: HashMap<String, Option<String>> = sqlx::query_as::<_, (String, Option<String>)>("SELECT name, status_path FROM event_types")
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+        let wanted_fields: HashSet<&str> = events
+            .values()
+            .filter(|e| claimed.iter().any(|c| c.2 == e.id && webhooks.get(&c.3).is_some_and(|w| !w.spec.extra_fields.is_empty())))
+            .map(|e| e.workspace_id.as_str())
+            .collect();
+        let mut fields: HashMap<String, String> = HashMap::new();
+        if !wanted_fields.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<Db>::new("SELECT id, fields FROM workspaces WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in &wanted_fields {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut **tx).await? {
+                fields.insert(row.try_get("id")?, row.try_get("fields")?);
+            }
+        }
+        let mut jobs = Vec::with_capacity(claimed.len());
+        for (delivery_id, attempts, event_id, webhook_id) in &claimed {
+            let (Some(event), Some(webhook)) = (events.get(event_id), webhooks.get(webhook_id)) else {
+                continue;
+            };
             jobs.push(Job {
-                attempts: made,
-                delivery_id,
-                event: event_from_row(row)?,
-                webhook: webhook_from_row(row)?,
-                status_path: row.try_get("et_status_path")?,
-                company_fields: row.try_get("ws_fields")?,
+                attempts: *attempts,
+                delivery_id: delivery_id.clone(),
+                status_path: status_paths.get(&event.kind).cloned().flatten(),
+                company_fields: fields.get(&event.workspace_id).cloned(),
+                event: event.clone(),
+                webhook: webhook.clone(),
             });
         }
         if jobs.len() < claimed.len() {
             // The webhook was deleted after the delivery was queued: nothing to send.
             let found: std::collections::HashSet<&str> =
                 jobs.iter().map(|j| j.delivery_id.as_str()).collect();
-            for (id, _) in claimed.iter().filter(|(id, _)| !found.contains(id.as_str())) {
+            for (id, ..) in claimed.iter().filter(|c| !found.contains(c.0.as_str())) {
                 sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE id = $1")
                     .bind(id)
                     .bind(now)
