@@ -1047,34 +1047,37 @@ impl SqlStore {
 
     pub(crate) async fn prune(&self, succeeded_before: i64, events_before: i64, batch: i64) -> Result<PruneReport> {
         let mut report = PruneReport::default();
-        // Small transactions: the writer is never held for long.
-        loop {
-            let mut tx = self.write.begin().await?;
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM deliveries WHERE (state = 'succeeded' AND updated_at < $1) \
-                 OR (state IN ('failed', 'cancelled') AND updated_at < $2) LIMIT $3",
-            )
-            .bind(succeeded_before)
-            .bind(events_before)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-            if ids.is_empty() {
-                tx.commit().await?;
-                break;
-            }
-            for table in ["attempts", "deliveries"] {
-                let column = if table == "attempts" { "delivery_id" } else { "id" };
-                let mut qb = sqlx::QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE {column} IN ("));
-                let mut sep = qb.separated(", ");
-                for id in &ids {
-                    sep.push_bind(id.as_str());
+        // Small transactions: the writer is never held for long. One pass per partial index.
+        for (filter, before) in [
+            ("state = 'succeeded'", succeeded_before),
+            ("state IN ('failed', 'cancelled')", events_before),
+        ] {
+            loop {
+                let mut tx = self.write.begin().await?;
+                let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT id FROM deliveries WHERE {filter} AND updated_at < $1 LIMIT $2"
+                )))
+                .bind(before)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    tx.commit().await?;
+                    break;
                 }
-                qb.push(")");
-                let n = qb.build().execute(&mut *tx).await?.rows_affected();
-                if table == "attempts" { report.attempts += n } else { report.deliveries += n }
+                for table in ["attempts", "deliveries"] {
+                    let column = if table == "attempts" { "delivery_id" } else { "id" };
+                    let mut qb = sqlx::QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+                    let mut sep = qb.separated(", ");
+                    for id in &ids {
+                        sep.push_bind(id.as_str());
+                    }
+                    qb.push(")");
+                    let n = qb.build().execute(&mut *tx).await?.rows_affected();
+                    if table == "attempts" { report.attempts += n } else { report.deliveries += n }
+                }
+                tx.commit().await?;
             }
-            tx.commit().await?;
         }
         loop {
             let r = sqlx::query(
