@@ -40,8 +40,8 @@ pub async fn emulate(
         .kind
         .or_else(|| webhook.spec.triggers.first().cloned())
         .unwrap_or_default();
-    let types = state.store.event_type_list().await?;
-    let Some(event_type) = types.into_iter().find(|t| t.name == kind) else {
+    let types = state.cache.event_types(&state.store).await?;
+    let Some(event_type) = types.get(&kind).cloned() else {
         return Err(ApiError::invalid_field(
             "type",
             format!("unknown event type '{kind}'"),
@@ -152,13 +152,7 @@ async fn emulator(
         other => (other, TestInput::default()),
     };
     let input: WebhookInput = crate::extract::parse_json(webhook_body.to_string().as_bytes())?;
-    let types: std::collections::HashSet<String> = state
-        .store
-        .event_type_list()
-        .await?
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
+    let types = super::webhooks::known_types(&state).await?;
     let (spec, _) = input.into_spec(|t| types.contains(t))?;
     let now = state.clock.now_ms();
     let webhook = Webhook {

@@ -46,13 +46,14 @@ fn view(w: &Webhook, warnings: &Warnings) -> Value {
     })
 }
 
-async fn known_types(state: &AppState) -> ApiResult<HashSet<String>> {
+/// The names of the event types (from the publish path's short-lived cache).
+pub async fn known_types(state: &AppState) -> ApiResult<HashSet<String>> {
     Ok(state
-        .store
-        .event_type_list()
+        .cache
+        .event_types(&state.store)
         .await?
-        .into_iter()
-        .map(|t| t.name)
+        .keys()
+        .cloned()
         .collect())
 }
 
@@ -185,18 +186,13 @@ async fn replace(
     Path(id): Path<String>,
     JsonBody(mut input): JsonBody<WebhookInput>,
 ) -> ApiResult<Json<Value>> {
-    let mut w = load(&state, &who, &id).await?;
+    let w = load(&state, &who, &id).await?;
     let types = known_types(&state).await?;
     if input.secret.is_none() {
         input.secret = Some(w.spec.secret.clone());
     }
     let (spec, warnings) = input.into_spec(|t| types.contains(t))?;
-    check_units(&who, &spec)?;
-    reenable(&mut w, &spec);
-    w.spec = spec;
-    w.updated = bump(&state, w.updated);
-    state.store.webhook_update(&w).await.map_err(not_found)?;
-    Ok(Json(view(&w, &warnings)))
+    save(&state, &who, w, spec, &warnings).await
 }
 
 /// `PATCH`: changes only the fields sent.
@@ -206,15 +202,27 @@ async fn patch(
     Path(id): Path<String>,
     JsonBody(input): JsonBody<WebhookInput>,
 ) -> ApiResult<Json<Value>> {
-    let mut w = load(&state, &who, &id).await?;
+    let w = load(&state, &who, &id).await?;
     let types = known_types(&state).await?;
     let (spec, warnings) = input.merge_into(w.spec.clone(), |t| types.contains(t))?;
-    check_units(&who, &spec)?;
+    save(&state, &who, w, spec, &warnings).await
+}
+
+/// Stores a changed configuration (after `PUT` or `PATCH`): checks the units, clears the
+/// disabled reason when it is switched on again, bumps `updated`.
+async fn save(
+    state: &AppState,
+    who: &Integrator,
+    mut w: Webhook,
+    spec: WebhookSpec,
+    warnings: &Warnings,
+) -> ApiResult<Json<Value>> {
+    check_units(who, &spec)?;
     reenable(&mut w, &spec);
     w.spec = spec;
-    w.updated = bump(&state, w.updated);
+    w.updated = bump(state, w.updated);
     state.store.webhook_update(&w).await.map_err(not_found)?;
-    Ok(Json(view(&w, &warnings)))
+    Ok(Json(view(&w, warnings)))
 }
 
 async fn delete(
