@@ -105,12 +105,17 @@ async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let ws = state
-        .store
-        .workspace_get(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    let ws = load(&state, &id).await?;
     Ok(Json(view(&ws)))
+}
+
+/// The workspace, or 404.
+async fn load(state: &AppState, id: &str) -> ApiResult<Workspace> {
+    state
+        .store
+        .workspace_get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))
 }
 
 /// `PUT` replaces the workspace (omitted optional fields take their defaults); `PATCH` changes
@@ -121,11 +126,7 @@ async fn replace(
     Path(id): Path<String>,
     JsonBody(input): JsonBody<WorkspaceInput>,
 ) -> ApiResult<Json<Value>> {
-    let existing = state
-        .store
-        .workspace_get(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    let existing = load(&state, &id).await?;
     save(&state, existing, input).await
 }
 
@@ -135,11 +136,7 @@ async fn patch_one(
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    let existing = state
-        .store
-        .workspace_get(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    let existing = load(&state, &id).await?;
     let Value::Object(patch) = patch else {
         return Err(ApiError::invalid_field("body", "must be a JSON object"));
     };
