@@ -839,53 +839,55 @@ impl SqlStore {
     }
 
     pub(crate) async fn complete_in(&self, tx: &mut sqlx::Transaction<'_, Db>, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
-        for c in completions {
-            if let Some(a) = &c.attempt {
-                sqlx::query(
-                    "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&a.id)
-                .bind(&a.delivery_id)
-                .bind(a.attempt_no)
-                .bind(a.started_at)
-                .bind(a.duration_ms)
-                .bind(&a.outcome)
-                .bind(a.status)
-                .bind(&a.request_headers)
-                .bind(&a.response_headers)
-                .bind(&a.response_body)
-                .bind(&a.error)
-                .execute(&mut **tx)
-                .await?;
+        // Two statements per chunk, whatever its size: the attempts as one multi-row insert, the
+        // deliveries' next states as one UPDATE joined with a VALUES list.
+        for chunk in completions.chunks(500) {
+            let attempts: Vec<&AttemptRecord> = chunk.iter().filter_map(|c| c.attempt.as_ref()).collect();
+            if !attempts.is_empty() {
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) ",
+                );
+                qb.push_values(&attempts, |mut b, a| {
+                    b.push_bind(a.id.as_str())
+                        .push_bind(a.delivery_id.as_str())
+                        .push_bind(a.attempt_no)
+                        .push_bind(a.started_at)
+                        .push_bind(a.duration_ms)
+                        .push_bind(a.outcome.as_str())
+                        .push_bind(a.status)
+                        .push_bind(a.request_headers.as_str())
+                        .push_bind(a.response_headers.as_str())
+                        .push_bind(a.response_body.as_str())
+                        .push_bind(a.error.as_deref());
+                });
+                qb.push(" ON CONFLICT (id) DO NOTHING");
+                qb.build().execute(&mut **tx).await?;
             }
-            let (state, next_at) = match c.next {
-                NextState::Succeeded => ("succeeded", now),
-                NextState::Failed => ("failed", now),
-                NextState::Cancelled => ("cancelled", now),
-                NextState::Retry(at) => ("pending", at),
-            };
-            let (status, outcome) = c
-                .attempt
-                .as_ref()
-                .map_or((None, None), |a| (a.status, Some(a.outcome.as_str())));
             // Guarded by the lease: a node whose lease expired and was taken over must not
             // overwrite the new owner's progress.
-            sqlx::query(
-                "UPDATE deliveries SET state = $3, attempts = $4, next_attempt_at = $5, lease_owner = NULL, \
-                 last_status = COALESCE($6, last_status), last_outcome = COALESCE($7, last_outcome), updated_at = $8 \
-                 WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
-            )
-            .bind(&c.delivery_id)
-            .bind(owner)
-            .bind(state)
-            .bind(c.attempts)
-            .bind(next_at)
-            .bind(status)
-            .bind(outcome)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            let mut qb = sqlx::QueryBuilder::<Db>::new("UPDATE deliveries SET state = v.column2, attempts = v.column3, next_attempt_at = v.column4, lease_owner = NULL, \
+                 last_status = COALESCE(v.column5, deliveries.last_status), last_outcome = COALESCE(v.column6, deliveries.last_outcome), updated_at = ");
+            qb.push_bind(now);
+            qb.push(" FROM (");
+            qb.push_values(chunk, |mut b, c| {
+                let (state, next_at) = match c.next {
+                    NextState::Succeeded => ("succeeded", now),
+                    NextState::Failed => ("failed", now),
+                    NextState::Cancelled => ("cancelled", now),
+                    NextState::Retry(at) => ("pending", at),
+                };
+                let (status, outcome) = c.attempt.as_ref().map_or((None, None), |a| (a.status, Some(a.outcome.as_str())));
+                b.push_bind(c.delivery_id.as_str())
+                    .push_bind(state)
+                    .push_bind(c.attempts)
+                    .push_bind(next_at)
+                    .push_bind(status)
+                    .push_bind(outcome);
+            });
+            qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = ");
+            qb.push_bind(owner);
+            qb.push(" AND deliveries.state = 'pending'");
+            qb.build().execute(&mut **tx).await?;
         }
         // Webhook health, one update per webhook of the batch: a success clears the failing
         // streak; a failure starts one if none is running.
