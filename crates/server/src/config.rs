@@ -70,6 +70,7 @@ struct RawDelivery {
     #[serde(with = "humantime_serde")]
     shutdown_grace: Duration,
     per_webhook_concurrency: usize,
+    per_webhook_concurrency_max: usize,
     #[serde(with = "humantime_serde")]
     auto_disable_after: Duration,
 }
@@ -129,8 +130,10 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
-    /// Requests in flight at once to one webhook, per node.
+    /// Requests in flight at once to one webhook, per node: the floor every webhook has.
     pub per_webhook_concurrency: usize,
+    /// The most a webhook with a fast, healthy receiver can earn (at least the floor).
+    pub per_webhook_concurrency_max: usize,
     /// Failing this long without a success disables a webhook.
     pub auto_disable_after: Duration,
 }
@@ -339,6 +342,9 @@ impl RawConfig {
                 poll_interval: d.poll_interval.max(Duration::from_millis(10)),
                 shutdown_grace: d.shutdown_grace,
                 per_webhook_concurrency: d.per_webhook_concurrency.max(1),
+                per_webhook_concurrency_max: d
+                    .per_webhook_concurrency_max
+                    .max(d.per_webhook_concurrency.max(1)),
                 auto_disable_after: d.auto_disable_after,
             },
             db_max_connections: self.database.max_connections,

@@ -6,15 +6,18 @@
 //! rescheduled in the same transaction that records its attempt. If the process dies, its
 //! leases expire and the deliveries become due again (at-least-once).
 //!
-//! Isolation: at most `per_webhook_concurrency` requests per webhook are in flight on a node;
-//! deliveries of a webhook at its limit are not claimed (and any claimed beyond it are given
-//! back at once), so a slow or dead receiver holds a bounded share of the `concurrency` slots.
+//! Isolation: a webhook has `per_webhook_concurrency` requests in flight on a node, more (up to
+//! `per_webhook_concurrency_max`) only while its receiver answers fast (see [`slots`]);
+//! deliveries of a webhook at its limit are not claimed (and any claimed beyond what it can start
+//! or queue are given back at once), so a slow or dead receiver holds a bounded share of the
+//! `concurrency` slots.
 
 pub mod guard;
 pub mod sender;
+pub mod slots;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -32,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use sender::{AttemptResult, Notification, Outcome, Sender};
+use slots::Slots;
 
 /// Everything the worker needs; cheap to clone into tasks.
 #[derive(Clone, Debug)]
@@ -61,75 +65,32 @@ const MAX_QUEUED_ROUNDS: usize = 3;
 
 /// Starts the next waiting deliveries of `webhook` while it has free slots and permits are free.
 /// Returns whether its local queue ran low (time to claim more).
-#[allow(clippy::too_many_arguments)]
 fn start_waiting(
     waiting: &mut HashMap<String, std::collections::VecDeque<Job>>,
     webhook: &str,
-    in_flight: &InFlight,
-    limit: usize,
+    slots: &Slots,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<String>,
     spawn: &impl Fn(&mut JoinSet<String>, Job, tokio::sync::OwnedSemaphorePermit),
-    queue_cap: usize,
+    rounds: usize,
 ) -> bool {
     let Some(queue) = waiting.get_mut(webhook) else {
         return true;
     };
-    while !queue.is_empty() && in_flight.try_take(webhook, limit) {
+    while !queue.is_empty() && slots.try_take(webhook) {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            in_flight.give_back(webhook);
+            slots.give_back(webhook);
             break;
         };
         if let Some(job) = queue.pop_front() {
             spawn(tasks, job, permit);
         }
     }
-    let low = queue.len() * 2 < queue_cap;
+    let low = queue.len() * 2 < slots.limit(webhook) * rounds;
     if queue.is_empty() {
         waiting.remove(webhook);
     }
     low
-}
-
-/// Requests in flight per webhook on this node.
-#[derive(Clone, Debug)]
-struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
-
-impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Takes a slot for `webhook` unless it is at `limit`.
-    fn try_take(&self, webhook: &str, limit: usize) -> bool {
-        let mut map = self.lock();
-        let n = map.entry(webhook.to_string()).or_insert(0);
-        if *n >= limit {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    fn give_back(&self, webhook: &str) {
-        let mut map = self.lock();
-        if let Some(n) = map.get_mut(webhook) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(webhook);
-            }
-        }
-    }
-
-    fn saturated(&self, limit: usize) -> Vec<String> {
-        self.lock()
-            .iter()
-            .filter(|(_, n)| **n >= limit)
-            .map(|(w, _)| w.clone())
-            .collect()
-    }
 }
 
 /// The retry decision: the next state after an attempt (`unit` is a uniform sample in [0, 1)
@@ -315,21 +276,26 @@ impl Worker {
     /// flight and records them.
     ///
     /// Claimed deliveries of a webhook at its in-flight limit wait in a small local queue (at
-    /// most [`QUEUED_PER_WEBHOOK`] times the limit; the rest go back to the store at once) and
+    /// most [`MAX_QUEUED_ROUNDS`] times its current limit; the rest go back to the store at once) and
     /// start as soon as one of that webhook's requests finishes. Webhooks whose limit and queue
     /// are full are left out of the next claims.
     pub async fn run(self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.config.concurrency * 2);
         let recorder = tokio::spawn(self.clone().record(done_rx));
-        let in_flight = InFlight(self.metrics.in_flight.clone());
-        let limit = self.config.per_webhook_concurrency;
+        let slots = Slots::new(
+            self.metrics.in_flight.clone(),
+            self.config.per_webhook_concurrency,
+            self.config.per_webhook_concurrency_max,
+        );
+        let floor = self.config.per_webhook_concurrency;
         // A waiting delivery starts within (queue / limit) request timeouts; keep that inside the
-        // lease so no other node takes it over meanwhile.
+        // lease so no other node takes it over meanwhile. A webhook's queue holds `rounds` times
+        // its current limit.
         let rounds = (self.config.lease.as_millis() / self.config.timeout.as_millis().max(1))
             .saturating_sub(1)
             .max(1);
-        let queue_cap = limit * usize::try_from(rounds).unwrap_or(1).min(MAX_QUEUED_ROUNDS);
+        let rounds = usize::try_from(rounds).unwrap_or(1).min(MAX_QUEUED_ROUNDS);
         let mut waiting: HashMap<String, std::collections::VecDeque<Job>> = HashMap::new();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
@@ -340,11 +306,18 @@ impl Worker {
             |tasks: &mut JoinSet<String>, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
                 let worker = self.clone();
                 let done = done_tx.clone();
-                let slots = in_flight.clone();
+                let slots = slots.clone();
                 tasks.spawn(async move {
                     let webhook = job.webhook.id.clone();
                     let completion = worker.attempt(job).await;
-                    slots.give_back(&webhook);
+                    match &completion.attempt {
+                        Some(a) => {
+                            let fast = a.outcome == Outcome::Ok.as_str()
+                                && a.duration_ms < millis(slots::FAST_ANSWER);
+                            slots.finished(&webhook, fast);
+                        }
+                        None => slots.give_back(&webhook),
+                    }
                     drop(permit);
                     let _ = done.send(completion).await;
                     webhook
@@ -356,12 +329,11 @@ impl Worker {
                 start_waiting(
                     &mut waiting,
                     &webhook,
-                    &in_flight,
-                    limit,
+                    &slots,
                     &permits,
                     &mut tasks,
                     &spawn,
-                    queue_cap,
+                    rounds,
                 );
             }
             let free = permits.available_permits();
@@ -370,15 +342,19 @@ impl Worker {
                     _ = shutdown.cancelled() => break,
                     done = tasks.join_next() => {
                         if let Some(Ok(webhook)) = done {
-                            start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn, queue_cap);
+                            start_waiting(&mut waiting, &webhook, &slots, &permits, &mut tasks, &spawn, rounds);
                         }
                         continue;
                     }
                 }
             }
             let now = self.clock.now_ms();
-            let mut excluded = in_flight.saturated(limit);
-            excluded.retain(|w| waiting.get(w).is_some_and(|q| q.len() >= queue_cap));
+            let excluded: Vec<String> = slots
+                .saturated()
+                .into_iter()
+                .filter(|(w, limit)| waiting.get(w).is_some_and(|q| q.len() >= limit * rounds))
+                .map(|(w, _)| w)
+                .collect();
             let claimed = self
                 .store
                 .claim(
@@ -407,16 +383,17 @@ impl Worker {
             let mut overflow = Vec::new();
             for job in jobs {
                 let webhook = job.webhook.id.clone();
-                if in_flight.try_take(&webhook, limit) {
+                if slots.try_take(&webhook) {
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        in_flight.give_back(&webhook);
+                        slots.give_back(&webhook);
                         overflow.push(job.delivery_id);
                         continue;
                     };
                     spawn(&mut tasks, job, permit);
                 } else {
+                    let cap = slots.limit(&webhook) * rounds;
                     let queue = waiting.entry(webhook).or_default();
-                    if queue.len() < queue_cap {
+                    if queue.len() < cap {
                         queue.push_back(job);
                     } else {
                         overflow.push(job.delivery_id);
@@ -430,7 +407,7 @@ impl Worker {
                 tracing::warn!(error = ?e, "giving back deliveries failed");
             }
             if !overflow.is_empty() {
-                claim_size = (claim_size / 2).max(limit);
+                claim_size = (claim_size / 2).max(floor);
             } else if full {
                 claim_size = (claim_size * 2).min(self.config.concurrency);
             }
@@ -446,7 +423,7 @@ impl Worker {
                     _ = self.wake.notified() => break,
                     done = tasks.join_next(), if !tasks.is_empty() => {
                         let refill = match done {
-                            Some(Ok(webhook)) => start_waiting(&mut waiting, &webhook, &in_flight, limit, &permits, &mut tasks, &spawn, queue_cap),
+                            Some(Ok(webhook)) => start_waiting(&mut waiting, &webhook, &slots, &permits, &mut tasks, &spawn, rounds),
                             _ => true,
                         };
                         if refill {

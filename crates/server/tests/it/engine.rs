@@ -317,6 +317,50 @@ async fn a_slow_receiver_does_not_delay_the_others(backend: Backend) {
     );
 }
 
+async fn a_fast_receiver_earns_more_than_the_floor_and_a_slow_one_does_not(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("TIDINGS_DELIVERY__PER_WEBHOOK_CONCURRENCY", "2"),
+            ("TIDINGS_DELIVERY__PER_WEBHOOK_CONCURRENCY_MAX", "12"),
+            ("TIDINGS_DELIVERY__SHUTDOWN_GRACE", "100ms"),
+        ],
+    )
+    .await;
+    let fast = TestReceiver::start().await;
+    fast.set_delay(Duration::from_millis(20));
+    let slow = TestReceiver::start().await;
+    slow.set_delay(Duration::from_millis(1_100));
+    let who = app.integrator("acme").await;
+    let mut fast_hook = hook(&fast.url("/"));
+    fast_hook["triggers"] = json!(["contract.create"]);
+    app.create_webhook(&who, fast_hook).await;
+    let mut slow_hook = hook(&slow.url("/"));
+    slow_hook["triggers"] = json!(["workorder.created"]);
+    app.create_webhook(&who, slow_hook).await;
+    for kind in ["contract.create", "workorder.created"] {
+        let events: Vec<Value> = (0..200)
+            .map(|n| json!({"type": kind, "workspaceId": "acme", "data": {"n": n}}))
+            .collect();
+        app.operator(Method::POST, "/v1/events/batch")
+            .json(&json!({"events": events}))
+            .send()
+            .await
+            .unwrap();
+    }
+    fast.wait_for(200, WAIT).await;
+    slow.wait_for(8, WAIT).await;
+    let (fast_max, slow_max) = (fast.max_in_flight(), slow.max_in_flight());
+    assert!(
+        (3..=12).contains(&fast_max),
+        "a receiver answering in 20 ms earns slots above the floor of 2, up to the max of 12: {fast_max}"
+    );
+    assert_eq!(
+        slow_max, 2,
+        "a receiver answering in over 1 s stays at the floor"
+    );
+}
+
 async fn metrics_count_events_and_attempts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let rx = TestReceiver::start().await;
@@ -431,5 +475,6 @@ crate::both_backends!(
     a_webhook_failing_for_the_configured_period_is_disabled,
     redirects_are_not_followed,
     a_slow_receiver_does_not_delay_the_others,
+    a_fast_receiver_earns_more_than_the_floor_and_a_slow_one_does_not,
     metrics_count_events_and_attempts,
 );

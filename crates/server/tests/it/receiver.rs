@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +44,9 @@ struct Shared {
     /// Delay before answering (a slow receiver).
     delay: Mutex<Duration>,
     arrived: Notify,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 pub struct TestReceiver {
@@ -143,6 +147,11 @@ impl TestReceiver {
         *self.shared.delay.lock().unwrap() = d;
     }
 
+    /// The most requests this receiver was answering at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
@@ -170,6 +179,14 @@ impl TestReceiver {
 }
 
 async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = answer(&s, req).await;
+    s.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn answer(s: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let headers = req
