@@ -123,10 +123,13 @@ impl std::fmt::Debug for Sender {
     }
 }
 
+/// `idle_per_host` keep-alive connections stay open per host: as many as requests can be in
+/// flight, so webhooks sharing a receiver host (or one fast webhook) never reconnect per request.
 fn client(
     policy: &Arc<AddressPolicy>,
     timeout: Duration,
     verify: bool,
+    idle_per_host: usize,
 ) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -134,7 +137,7 @@ fn client(
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(idle_per_host)
         .http1_only()
         .user_agent(USER_AGENT)
         .dns_resolver(Arc::new(GuardedResolver {
@@ -148,13 +151,14 @@ impl Sender {
     pub fn new(
         policy: AddressPolicy,
         timeout: Duration,
+        concurrency: usize,
         keys: Arc<Keys>,
         issuer: String,
     ) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
         Ok(Self {
-            verifying: client(&policy, timeout, true)?,
-            insecure: client(&policy, timeout, false)?,
+            verifying: client(&policy, timeout, true, concurrency)?,
+            insecure: client(&policy, timeout, false, concurrency)?,
             policy,
             keys,
             issuer,
