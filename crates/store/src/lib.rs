@@ -11,14 +11,16 @@
 #![forbid(unsafe_code)]
 
 pub mod publisher;
+mod queue;
 mod records;
+mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use records::*;
-use tidings_core::event::{Event, EventType, Sender};
-use tidings_core::webhook::{Status, Webhook, WebhookSpec};
+use tidings_core::event::{Event, EventType};
+use tidings_core::webhook::{Webhook, WebhookSpec};
 use tidings_core::workspace::{Unit, Workspace, WorkspaceType};
 
 /// A storage failure. Callers map `NotFound`/`Conflict` to 404/409 and the rest to 503.
@@ -36,6 +38,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("data directory: {0}")]
     DataDir(String),
+    /// The embedded store's writer failed (the detail is for logs, not for clients).
+    #[error("database error")]
+    Embedded(String),
+    #[error("the store is closed")]
+    Closed,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -90,7 +97,10 @@ impl Store {
     /// Closes the connection pools (and releases the data directory lock).
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(s) => s.close().await,
+            Self::Sqlite(s) => {
+                s.close_writer().await;
+                s.close().await;
+            }
             Self::Postgres(s) => s.close().await,
         }
     }
@@ -223,22 +233,17 @@ pub mod sqlite {
     };
 
     type Db = sqlx::Sqlite;
-    const SKIP_LOCKED: &str = "";
-    /// Queue bookkeeping (claims, attempt records) need not reach the disk before it returns:
-    /// a lost claim or attempt record only repeats a delivery. In WAL mode the next FULL commit
-    /// (every publish) flushes these frames too. `synchronous` cannot change inside a
-    /// transaction, so it is switched around it.
-    const RELAXED_BEFORE: Option<&str> = Some("PRAGMA synchronous = NORMAL");
-    const DURABLE: Option<&str> = Some("PRAGMA synchronous = FULL");
-    const RELAXED_IN_TX: Option<&str> = None;
+    type DbRow = sqlx::sqlite::SqliteRow;
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-    /// The SQLite store. `write` has one connection (SQLite has one writer anyway; a single
-    /// connection avoids busy retries), `read` several.
+    /// The SQLite store. The delivery queue's hot path (publish, claim, complete, release) runs
+    /// on the writer thread (`writer.rs`); everything else through sqlx: `write` has one
+    /// connection, `read` several.
     #[derive(Clone)]
     pub struct SqlStore {
         write: sqlx::Pool<Db>,
         read: sqlx::Pool<Db>,
+        writer: std::sync::Arc<crate::writer::Writer>,
         /// Held open with an exclusive lock: one process per data directory.
         _lock: std::sync::Arc<std::fs::File>,
     }
@@ -283,11 +288,56 @@ pub mod sqlite {
             .max_lifetime(None)
             .connect_with(opts.read_only(true))
             .await?;
+        let writer = crate::writer::Writer::start(&data_dir.join("tidings.db"), BUSY_TIMEOUT)?;
         Ok(SqlStore {
             write,
             read,
+            writer: std::sync::Arc::new(writer),
             _lock: std::sync::Arc::new(lock),
         })
+    }
+
+    impl SqlStore {
+        pub(crate) async fn publish(
+            &self,
+            batch: &[PublishRequest],
+        ) -> Result<Vec<PublishOutcome>> {
+            self.writer.publish(batch).await
+        }
+
+        pub(crate) async fn claim(
+            &self,
+            owner: &str,
+            now: i64,
+            lease_until: i64,
+            limit: i64,
+            exclude: &[String],
+        ) -> Result<Vec<Job>> {
+            self.writer
+                .claim(owner, now, lease_until, limit, exclude)
+                .await
+        }
+
+        pub(crate) async fn complete(
+            &self,
+            owner: &str,
+            now: i64,
+            completions: &[Completion],
+            disable_failing_since: i64,
+        ) -> Result<Vec<DisabledWebhook>> {
+            self.writer
+                .complete(owner, now, completions, disable_failing_since)
+                .await
+        }
+
+        pub(crate) async fn release(&self, owner: &str, ids: &[String], at: i64) -> Result<()> {
+            self.writer.release(owner, ids, at).await
+        }
+
+        /// Finishes the writer's queued work and closes its connection.
+        pub(crate) async fn close_writer(&self) {
+            self.writer.close().await;
+        }
     }
 
     include!("queries.rs");
@@ -300,12 +350,8 @@ pub mod postgres {
     use std::str::FromStr;
 
     type Db = sqlx::Postgres;
+    type DbRow = sqlx::postgres::PgRow;
     const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
-    /// Queue bookkeeping commits without waiting for the WAL flush (a lost claim or attempt
-    /// record only repeats a delivery); publishes keep `synchronous_commit = on`.
-    const RELAXED_BEFORE: Option<&str> = None;
-    const DURABLE: Option<&str> = None;
-    const RELAXED_IN_TX: Option<&str> = Some("SET LOCAL synchronous_commit = off");
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
     #[derive(Clone)]
@@ -328,4 +374,5 @@ pub mod postgres {
     }
 
     include!("queries.rs");
+    include!("queue_sqlx.rs");
 }

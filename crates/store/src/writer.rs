@@ -1,0 +1,656 @@
+//! The embedded store's writer thread: publishes, claims, attempt records and releases run on
+//! one dedicated thread that owns a SQLite connection (rusqlite), instead of one cross-thread
+//! round trip per statement through sqlx's worker.
+//!
+//! The thread takes whatever work is waiting (up to [`MAX_WORK`] items) and runs it in one
+//! transaction, each item in its own savepoint (a failing item is rolled back alone and gets its
+//! error). The transaction commits with `synchronous = FULL` (fsync before anyone is answered)
+//! whenever it holds a publish, and with `NORMAL` otherwise: a lost claim or attempt record only
+//! repeats a delivery, and in WAL mode the next FULL commit makes those frames durable too.
+//! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
+//! with the PostgreSQL backend.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, Statement};
+use tidings_core::event::Event;
+use tidings_core::webhook::{Webhook, WebhookSpec};
+use tokio::sync::oneshot;
+
+use crate::queue::{self, Claimed, Cols, Earlier, MatchRow};
+use crate::{
+    Completion, DisabledWebhook, Job, PublishOutcome, PublishRequest, Result, StoreError,
+    parse_json,
+};
+
+/// Work items in one transaction at most.
+const MAX_WORK: usize = 64;
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum Work {
+    Publish(Vec<PublishRequest>, Reply<Vec<PublishOutcome>>),
+    Claim {
+        owner: String,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        exclude: Vec<String>,
+        reply: Reply<Vec<Job>>,
+    },
+    Complete {
+        owner: String,
+        now: i64,
+        completions: Vec<Completion>,
+        cutoff: i64,
+        reply: Reply<Vec<DisabledWebhook>>,
+    },
+    Release {
+        owner: String,
+        ids: Vec<String>,
+        at: i64,
+        reply: Reply<()>,
+    },
+}
+
+/// A finished item, answered once the transaction committed.
+enum Done {
+    Publish(Result<Vec<PublishOutcome>>, Reply<Vec<PublishOutcome>>),
+    Claim(Result<Vec<Job>>, Reply<Vec<Job>>),
+    Complete(Result<Vec<DisabledWebhook>>, Reply<Vec<DisabledWebhook>>),
+    Release(Result<()>, Reply<()>),
+}
+
+impl Done {
+    /// Answers; a failed commit turns every success into that failure.
+    fn answer(self, commit: Option<&str>) {
+        fn out<T>(r: Result<T>, commit: Option<&str>) -> Result<T> {
+            match commit {
+                Some(e) => r.and(Err(StoreError::Embedded(e.to_string()))),
+                None => r,
+            }
+        }
+        // A caller that went away does not need its answer.
+        let _ = match self {
+            Self::Publish(r, tx) => tx.send(out(r, commit)).map_err(drop),
+            Self::Claim(r, tx) => tx.send(out(r, commit)).map_err(drop),
+            Self::Complete(r, tx) => tx.send(out(r, commit)).map_err(drop),
+            Self::Release(r, tx) => tx.send(out(r, commit)).map_err(drop),
+        };
+    }
+}
+
+/// Handle to the writer thread; shared by every clone of the store.
+pub(crate) struct Writer {
+    queue: Mutex<Option<mpsc::Sender<Work>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Embedded(e.to_string())
+    }
+}
+
+impl Writer {
+    /// Opens the connection (the database file must exist, WAL mode already set) and starts the
+    /// thread.
+    pub(crate) fn start(path: &Path, busy_timeout: std::time::Duration) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", -32000)?;
+        conn.pragma_update(None, "temp_store", "memory")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("tidings-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::DataDir(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            queue: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    async fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Work) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let queue = self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let sender = queue.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(make(tx)).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) async fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
+        let batch = batch.to_vec();
+        self.submit(|reply| Work::Publish(batch, reply)).await
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        exclude: &[String],
+    ) -> Result<Vec<Job>> {
+        let (owner, exclude) = (owner.to_string(), exclude.to_vec());
+        self.submit(|reply| Work::Claim {
+            owner,
+            now,
+            lease_until,
+            limit,
+            exclude,
+            reply,
+        })
+        .await
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        owner: &str,
+        now: i64,
+        completions: &[Completion],
+        cutoff: i64,
+    ) -> Result<Vec<DisabledWebhook>> {
+        let (owner, completions) = (owner.to_string(), completions.to_vec());
+        self.submit(|reply| Work::Complete {
+            owner,
+            now,
+            completions,
+            cutoff,
+            reply,
+        })
+        .await
+    }
+
+    pub(crate) async fn release(&self, owner: &str, ids: &[String], at: i64) -> Result<()> {
+        let (owner, ids) = (owner.to_string(), ids.to_vec());
+        self.submit(|reply| Work::Release {
+            owner,
+            ids,
+            at,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops the thread after the work already queued and closes its connection.
+    pub(crate) async fn close(&self) {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn run(mut conn: Connection, rx: mpsc::Receiver<Work>) {
+    let mut durable_mode = true;
+    while let Ok(first) = rx.recv() {
+        let mut work = vec![first];
+        while work.len() < MAX_WORK {
+            match rx.try_recv() {
+                Ok(w) => work.push(w),
+                Err(_) => break,
+            }
+        }
+        let durable = work.iter().any(|w| matches!(w, Work::Publish(..)));
+        if durable != durable_mode {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            // Before the switch counts as done, assume the stricter mode is not in force.
+            durable_mode = false;
+            if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
+                let e = e.to_string();
+                for w in work {
+                    fail(w, &e);
+                }
+                continue;
+            }
+            durable_mode = durable;
+        }
+        let (done, commit) = transaction(&mut conn, work);
+        let commit = commit.err().map(|e| e.to_string());
+        if let Some(e) = &commit {
+            tracing::error!(error = %e, "embedded store commit failed");
+        }
+        for d in done {
+            d.answer(commit.as_deref());
+        }
+    }
+}
+
+fn fail(w: Work, e: &str) {
+    fn err<T>(e: &str) -> Result<T> {
+        Err(StoreError::Embedded(e.to_string()))
+    }
+    let _ = match w {
+        Work::Publish(_, tx) => tx.send(err(e)).map_err(drop),
+        Work::Claim { reply, .. } => reply.send(err(e)).map_err(drop),
+        Work::Complete { reply, .. } => reply.send(err(e)).map_err(drop),
+        Work::Release { reply, .. } => reply.send(err(e)).map_err(drop),
+    };
+}
+
+/// Runs every item in its own savepoint of one transaction, then commits.
+fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<Done>, rusqlite::Result<()>) {
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let msg = e.to_string();
+            for w in work {
+                fail(w, &msg);
+            }
+            return (Vec::new(), Err(e));
+        }
+    };
+    let mut done = Vec::with_capacity(work.len());
+    for w in work {
+        let mut sp = match tx.savepoint() {
+            Ok(sp) => sp,
+            Err(e) => {
+                fail(w, &e.to_string());
+                continue;
+            }
+        };
+        let keep;
+        let d = match w {
+            Work::Publish(batch, reply) => {
+                let r = publish(&sp, &batch);
+                keep = r.is_ok();
+                Done::Publish(r, reply)
+            }
+            Work::Claim {
+                owner,
+                now,
+                lease_until,
+                limit,
+                exclude,
+                reply,
+            } => {
+                let r = claim(&sp, &owner, now, lease_until, limit, &exclude);
+                keep = r.is_ok();
+                Done::Claim(r, reply)
+            }
+            Work::Complete {
+                owner,
+                now,
+                completions,
+                cutoff,
+                reply,
+            } => {
+                let r = complete(&sp, &owner, now, &completions, cutoff);
+                keep = r.is_ok();
+                Done::Complete(r, reply)
+            }
+            Work::Release {
+                owner,
+                ids,
+                at,
+                reply,
+            } => {
+                let r = release(&sp, &owner, &ids, at);
+                keep = r.is_ok();
+                Done::Release(r, reply)
+            }
+        };
+        // A savepoint dropped without commit rolls back: the failed item leaves nothing behind.
+        let kept = if keep { sp.commit() } else { sp.rollback() };
+        done.push(match kept {
+            Ok(()) => d,
+            Err(e) => with_error(d, &e.to_string()),
+        });
+    }
+    let commit = tx.commit();
+    (done, commit)
+}
+
+fn with_error(d: Done, e: &str) -> Done {
+    let err = || StoreError::Embedded(e.to_string());
+    match d {
+        Done::Publish(_, r) => Done::Publish(Err(err()), r),
+        Done::Claim(_, r) => Done::Claim(Err(err()), r),
+        Done::Complete(_, r) => Done::Complete(Err(err()), r),
+        Done::Release(_, r) => Done::Release(Err(err()), r),
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.get(col)?)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(self.get(col)?)
+    }
+}
+
+/// Binds `args` to the statement's `$N` parameters (`$N` takes `args[N - 1]`; SQLite numbers
+/// named parameters by first appearance, so the names decide).
+fn bind(st: &mut Statement<'_>, args: &[&dyn ToSql]) -> Result<()> {
+    for i in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.checked_sub(1))
+            .filter(|n| *n < args.len())
+            .ok_or_else(|| StoreError::Embedded(format!("statement parameter {i} has no value")))?;
+        st.raw_bind_parameter(i, args[n])?;
+    }
+    Ok(())
+}
+
+fn execute(conn: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<usize> {
+    let mut st = conn.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    Ok(st.raw_execute()?)
+}
+
+/// Runs a query and maps every row.
+fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+    mut map: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut st = conn.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+fn refs<'a>(ids: impl IntoIterator<Item = &'a &'a str>) -> Vec<&'a dyn ToSql> {
+    ids.into_iter().map(|s| s as &dyn ToSql).collect()
+}
+
+fn publish(conn: &Connection, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
+    let keys = queue::idempotency_keys(batch);
+    let mut earlier: HashMap<String, Earlier> = HashMap::new();
+    if !keys.is_empty() {
+        let sql = format!(
+            "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key IN ({})",
+            queue::in_list(0, keys.len())
+        );
+        for (key, x) in query(conn, &sql, &refs(&keys), |r| {
+            Ok((
+                r.text("idempotency_key")?,
+                Earlier {
+                    id: r.text("id")?,
+                    deliveries: r.int("deliveries")?,
+                    suppressed: r.int("suppressed")?,
+                    created_at: r.int("created_at")?,
+                },
+            ))
+        })? {
+            earlier.insert(key, x);
+        }
+    }
+    let mut matches: queue::Matches<'_> = HashMap::new();
+    for key in queue::match_keys(batch) {
+        let mut args: Vec<&dyn ToSql> = vec![&key.0];
+        args.extend(key.1.iter().map(|w| w as &dyn ToSql));
+        let rows = query(conn, &queue::match_sql(key.1.len()), &args, |r| {
+            MatchRow::from(r)
+        })?;
+        matches.insert(key, rows);
+    }
+    let plan = queue::plan_publish(batch, &earlier, &matches)?;
+    if !plan.stale_keys.is_empty() {
+        let sql = format!(
+            "UPDATE events SET idempotency_key = NULL WHERE id IN ({})",
+            queue::in_list(0, plan.stale_keys.len())
+        );
+        let args: Vec<&dyn ToSql> = plan.stale_keys.iter().map(|s| s as &dyn ToSql).collect();
+        execute(conn, &sql, &args)?;
+    }
+    // One cached single-row statement per table: without a thread hop per statement, rows are
+    // cheapest one at a time.
+    let insert_event = format!(
+        "{}VALUES {}",
+        queue::EVENT_INSERT,
+        queue::placeholders(0, 1, 14)
+    );
+    for (e, targets, suppressed) in &plan.events {
+        let v = queue::event_values(e, *targets, *suppressed);
+        execute(
+            conn,
+            &insert_event,
+            &[
+                &e.id,
+                &e.kind,
+                &e.workspace_id,
+                &e.data,
+                &e.branch_id,
+                &e.business_unit_id,
+                &e.subject_id,
+                &v.sender,
+                &e.origin_client_id,
+                &e.idempotency_key,
+                &e.occurred_at,
+                &e.created_at,
+                &v.targets,
+                &v.suppressed,
+            ],
+        )?;
+    }
+    let insert_delivery = format!(
+        "{}VALUES {}",
+        queue::DELIVERY_INSERT,
+        queue::placeholders(0, 1, 9)
+    );
+    for (id, e, webhook_id) in &plan.deliveries {
+        execute(
+            conn,
+            &insert_delivery,
+            &[
+                id,
+                &e.id,
+                webhook_id,
+                &e.workspace_id,
+                &"pending",
+                &0i64,
+                &e.created_at,
+                &e.created_at,
+                &e.created_at,
+            ],
+        )?;
+    }
+    Ok(plan.out)
+}
+
+/// `prefix` + a placeholder per id + `)`.
+fn by_ids(prefix: &str, ids: &HashSet<&str>) -> String {
+    format!("{prefix}{})", queue::in_list(0, ids.len()))
+}
+
+fn claim(
+    conn: &Connection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+    exclude: &[String],
+) -> Result<Vec<Job>> {
+    let mut args: Vec<&dyn ToSql> = vec![&owner, &lease_until, &now, &limit];
+    args.extend(exclude.iter().map(|w| w as &dyn ToSql));
+    let claimed: Vec<Claimed> = query(conn, &queue::claim_sql(exclude.len(), ""), &args, |r| {
+        Ok((
+            r.text("id")?,
+            r.int("attempts")?,
+            r.text("event_id")?,
+            r.text("webhook_id")?,
+        ))
+    })?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let event_ids: HashSet<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
+    let webhook_ids: HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
+    let sql = by_ids(
+        &format!("SELECT {} FROM events e WHERE e.id IN (", queue::EVENT_COLS),
+        &event_ids,
+    );
+    let events: HashMap<String, Event> = query(conn, &sql, &refs(&event_ids), |r| {
+        queue::event_from(r).map(|e| (e.id.clone(), e))
+    })?
+    .into_iter()
+    .collect();
+    let sql = by_ids(
+        &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
+        &webhook_ids,
+    );
+    let webhooks: HashMap<String, Webhook> = query(conn, &sql, &refs(&webhook_ids), |r| {
+        queue::webhook_from(r).map(|w| (w.id.clone(), w))
+    })?
+    .into_iter()
+    .collect();
+    let status_paths: HashMap<String, Option<String>> =
+        query(conn, queue::STATUS_PATHS, &[], |r| {
+            Ok((r.text("name")?, r.opt_text("status_path")?))
+        })?
+        .into_iter()
+        .collect();
+    let wanted = queue::wanted_fields(&claimed, &events, &webhooks);
+    let mut fields: HashMap<String, String> = HashMap::new();
+    if !wanted.is_empty() {
+        let sql = by_ids("SELECT id, fields FROM workspaces WHERE id IN (", &wanted);
+        fields = query(conn, &sql, &refs(&wanted), |r| {
+            Ok((r.text("id")?, r.text("fields")?))
+        })?
+        .into_iter()
+        .collect();
+    }
+    let (jobs, gone) = queue::assemble_jobs(&claimed, &events, &webhooks, &status_paths, &fields);
+    // The webhook was deleted after the delivery was queued: nothing to send.
+    for id in gone {
+        execute(conn, queue::CANCEL_CLAIMED, &[&id, &now])?;
+    }
+    Ok(jobs)
+}
+
+fn complete(
+    conn: &Connection,
+    owner: &str,
+    now: i64,
+    completions: &[Completion],
+    cutoff: i64,
+) -> Result<Vec<DisabledWebhook>> {
+    let insert_attempt = format!(
+        "{}VALUES {} ON CONFLICT (id) DO NOTHING",
+        queue::ATTEMPT_INSERT,
+        queue::placeholders(0, 1, 11)
+    );
+    let update = format!(
+        "{}VALUES {}{}",
+        queue::DELIVERY_UPDATE,
+        queue::placeholders(2, 1, 6),
+        queue::DELIVERY_UPDATE_END
+    );
+    for c in completions {
+        if let Some(a) = &c.attempt {
+            execute(
+                conn,
+                &insert_attempt,
+                &[
+                    &a.id,
+                    &a.delivery_id,
+                    &a.attempt_no,
+                    &a.started_at,
+                    &a.duration_ms,
+                    &a.outcome,
+                    &a.status,
+                    &a.request_headers,
+                    &a.response_headers,
+                    &a.response_body,
+                    &a.error,
+                ],
+            )?;
+        }
+        let (state, next_at, status, outcome) = queue::next_row(c, now);
+        execute(
+            conn,
+            &update,
+            &[
+                &now,
+                &owner,
+                &c.delivery_id,
+                &state,
+                &c.attempts,
+                &next_at,
+                &status,
+                &outcome,
+            ],
+        )?;
+    }
+    let health = queue::health(completions);
+    for (webhook_id, ok) in &health {
+        let sql = if *ok {
+            queue::HEALTH_OK
+        } else {
+            queue::HEALTH_FAILING
+        };
+        execute(conn, sql, &[webhook_id, &now])?;
+    }
+    let mut disabled = Vec::new();
+    for (webhook_id, sql, reason) in queue::to_disable(completions, &health) {
+        let rows = query(conn, sql, &[&webhook_id, &cutoff, &reason, &now], |r| {
+            Ok((r.text("id")?, r.text("workspace_id")?, r.text("spec")?))
+        })?;
+        for (id, workspace_id, spec) in rows {
+            let spec: WebhookSpec = parse_json("webhook spec", &spec)?;
+            disabled.push(DisabledWebhook {
+                id,
+                workspace_id,
+                url: spec.url,
+                reason: reason.clone(),
+            });
+        }
+    }
+    Ok(disabled)
+}
+
+fn release(conn: &Connection, owner: &str, ids: &[String], at: i64) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("{}{})", queue::RELEASE, queue::in_list(2, ids.len()));
+    let mut args: Vec<&dyn ToSql> = vec![&owner, &at];
+    args.extend(ids.iter().map(|i| i as &dyn ToSql));
+    execute(conn, &sql, &args)?;
+    Ok(())
+}
