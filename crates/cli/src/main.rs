@@ -12,6 +12,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tidings_server::config::Config;
 
+/// jemalloc instead of the system allocator: the request and delivery paths allocate a lot of
+/// short-lived buffers (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tidings",
