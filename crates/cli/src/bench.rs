@@ -235,6 +235,14 @@ fn client(connections: usize) -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The id of the bench's `n`th workspace. Unique per run, so runs against the same PostgreSQL
+/// database do not collide with an earlier run's workspaces.
+fn workspace_id(n: usize) -> String {
+    static RUN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(rand::random::<u32>);
+    format!("bench{run:08x}-{n}")
+}
+
 /// Creates workspaces with one client each and `per_workspace` webhooks to `url`; the first of
 /// each workspace subscribes to `workorder.created`, the rest to other types when `distinct`.
 async fn setup(
@@ -255,7 +263,7 @@ async fn setup(
         "workorder.status-changed",
     ];
     for w in 0..workspaces {
-        let id = format!("bench{w}");
+        let id = workspace_id(w);
         http.post(format!("{base}/v1/admin/workspaces"))
             .bearer_auth(OPERATOR_KEY)
             .json(&json!({"id": id, "name": id, "integrationEnabled": true}))
@@ -367,7 +375,7 @@ async fn load(
 
 fn event_body(n: u64, workspaces: usize) -> Value {
     let ws = usize::try_from(n).unwrap_or(0) % workspaces.max(1);
-    json!({"type": "workorder.created", "workspaceId": format!("bench{ws}"), "data": {"n": n, "t": now_micros()}})
+    json!({"type": "workorder.created", "workspaceId": workspace_id(ws), "data": {"n": n, "t": now_micros()}})
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {

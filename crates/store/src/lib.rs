@@ -89,6 +89,16 @@ impl Store {
         }
     }
 
+    /// Publish commits the publisher keeps in flight at once. PostgreSQL overlaps concurrent
+    /// commits (one WAL flush for several); the embedded store has one writer, and its thread
+    /// already runs whatever waits in one transaction.
+    pub fn publish_lanes(&self) -> usize {
+        match self {
+            Self::Sqlite(_) => PUBLISH_LANES_SQLITE,
+            Self::Postgres(_) => 4,
+        }
+    }
+
     /// Whether only one process can use this store (SQLite: the data directory is locked).
     pub fn is_single_node(&self) -> bool {
         matches!(self, Self::Sqlite(_))
@@ -221,6 +231,8 @@ fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
         _ => StoreError::Db(e),
     }
 }
+
+const PUBLISH_LANES_SQLITE: usize = 1;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

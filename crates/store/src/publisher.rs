@@ -5,9 +5,10 @@
 //! answered only after the commit returns; a failed commit fails every unit in it, and nothing
 //! of it is visible.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::{PublishOutcome, PublishRequest, Store, StoreError};
 
@@ -65,12 +66,22 @@ async fn run(
     max_batch: usize,
     committed: Arc<Notify>,
 ) {
-    let mut units: Vec<(Vec<PublishRequest>, Reply)> = Vec::new();
+    // Commits in flight at once: a batch forms while earlier ones are being committed, and the
+    // database overlaps their round trips and flushes (PostgreSQL merges concurrent commits into
+    // one WAL flush; the embedded store's writer runs waiting batches in one transaction).
+    let lanes = store.publish_lanes();
+    let permits = Arc::new(Semaphore::new(lanes));
+    // Idempotency keys of the batches in flight: a batch that repeats one waits for them, so the
+    // second use finds the first instead of colliding with it.
+    let keys_in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     while let Some(first) = rx.recv().await {
-        let mut total = first.0.len();
-        units.push(first);
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let mut units: Vec<(Vec<PublishRequest>, Reply)> = vec![first];
+        let mut total = units[0].0.len();
         // Take whatever else is already waiting, up to the batch bound: under load the queue
-        // fills while the previous commit is being flushed, so batches grow by themselves.
+        // fills while earlier commits are being flushed, so batches grow by themselves.
         while total < max_batch {
             match rx.try_recv() {
                 Ok(unit) => {
@@ -80,27 +91,70 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let lens: Vec<usize> = units.iter().map(|(events, _)| events.len()).collect();
-        let batch: Vec<PublishRequest> = units
-            .iter_mut()
-            .flat_map(|(events, _)| std::mem::take(events))
+        let keys: Vec<String> = units
+            .iter()
+            .flat_map(|(events, _)| events.iter())
+            .filter_map(|r| r.event.idempotency_key.clone())
             .collect();
-        match store.publish(&batch).await {
-            Ok(outcomes) => {
-                if outcomes.iter().any(|o| o.deliveries > 0 && !o.duplicate) {
-                    committed.notify_one();
-                }
-                let mut outcomes = outcomes.into_iter();
-                for ((_, reply), n) in units.drain(..).zip(lens) {
-                    let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
-                }
+        let repeats = {
+            let held = lock(&keys_in_flight);
+            keys.iter().any(|k| held.contains(k))
+        };
+        let barrier = if repeats {
+            // Wait for every other batch in flight (all lanes but ours).
+            let others = u32::try_from(lanes - 1).unwrap_or(0);
+            match permits.clone().acquire_many_owned(others).await {
+                Ok(p) => Some(p),
+                Err(_) => break,
             }
-            Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "publish commit failed");
-                let e = Arc::new(e);
-                for (_, reply) in units.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        } else {
+            None
+        };
+        lock(&keys_in_flight).extend(keys.iter().cloned());
+        let (store, committed, keys_in_flight) =
+            (store.clone(), committed.clone(), keys_in_flight.clone());
+        tokio::spawn(async move {
+            commit(&store, units, &committed).await;
+            let mut held = lock(&keys_in_flight);
+            for k in &keys {
+                held.remove(k);
+            }
+            drop(held);
+            drop((permit, barrier));
+        });
+    }
+    // Let the commits in flight finish before the task ends.
+    let _ = permits
+        .acquire_many(u32::try_from(lanes).unwrap_or(1))
+        .await;
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Commits one batch and answers its callers.
+async fn commit(store: &Store, mut units: Vec<(Vec<PublishRequest>, Reply)>, committed: &Notify) {
+    let lens: Vec<usize> = units.iter().map(|(events, _)| events.len()).collect();
+    let batch: Vec<PublishRequest> = units
+        .iter_mut()
+        .flat_map(|(events, _)| std::mem::take(events))
+        .collect();
+    match store.publish(&batch).await {
+        Ok(outcomes) => {
+            if outcomes.iter().any(|o| o.deliveries > 0 && !o.duplicate) {
+                committed.notify_one();
+            }
+            let mut outcomes = outcomes.into_iter();
+            for ((_, reply), n) in units.drain(..).zip(lens) {
+                let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, events = batch.len(), "publish commit failed");
+            let e = Arc::new(e);
+            for (_, reply) in units.drain(..) {
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }

@@ -467,9 +467,46 @@ async fn an_idempotency_key_is_honoured_for_a_day(backend: Backend) {
     assert_eq!(later["duplicate"], false);
 }
 
+/// Concurrent publishes of one key (commits of several batches overlap on PostgreSQL): one
+/// event, every caller gets its id.
+async fn concurrent_publishes_with_one_idempotency_key_make_one_event(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rx = TestReceiver::start().await;
+    let who = app.integrator("acme").await;
+    app.create_webhook(&who, hook(&rx.url("/"))).await;
+    let mut calls = Vec::new();
+    let app = &app;
+    for n in 0..40 {
+        // Other events in between, so the repeats land in different batches.
+        let key = if n % 2 == 0 {
+            "same".to_string()
+        } else {
+            format!("other-{n}")
+        };
+        let body = json!({"type": "workorder.created", "workspaceId": "acme", "data": {"n": n}, "idempotencyKey": key});
+        calls.push(async move { (n, app.publish(body).await) });
+    }
+    let results = futures::future::join_all(calls).await;
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .filter(|(n, _)| n % 2 == 0)
+        .map(|(_, r)| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "one event for the repeated key: {ids:?}");
+    let delivered = rx.wait_for(21, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rx.received().len(),
+        21,
+        "20 other events and one for the key: {}",
+        delivered.len()
+    );
+}
+
 crate::both_backends!(
     retention_removes_finished_work_then_old_events,
     an_idempotency_key_is_honoured_for_a_day,
+    concurrent_publishes_with_one_idempotency_key_make_one_event,
     the_delivery_log_shows_attempts_and_failed_deliveries_can_be_retried_and_replayed,
     gone_disables_the_webhook_and_tells_the_operator,
     a_webhook_failing_for_the_configured_period_is_disabled,
