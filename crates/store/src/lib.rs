@@ -1,13 +1,16 @@
 //! Tidings storage: the only crate that speaks SQL.
 //!
 //! Two backends behind one [`Store`]: an embedded SQLite database (the default, in the data
-//! directory, WAL, fsync on commit) and PostgreSQL (`TIDINGS_DATABASE_URL`). The SQL is written
-//! once, in `queries.rs`, and compiled for each backend (`include!` with a `Db` alias), so the two
-//! cannot drift apart; the few dialect differences are constants of each backend module.
+//! directory, WAL, fsync on commit) and PostgreSQL (`TIDINGS_DATABASE_URL`). The SQL of the
+//! resources is written once, in `queries.rs`, and compiled for each backend (`include!` with a
+//! `Db` alias), so the two cannot drift apart.
 //!
 //! The store also holds the durable delivery queue: deliveries are claimed with a lease
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several nodes can share one database), and
-//! [`publisher::Publisher`] batches publishes into group commits.
+//! [`publisher::Publisher`] batches publishes into group commits. The queue's hot path (publish,
+//! claim, complete, release) shares its logic in `queue.rs` and runs per backend: on the
+//! embedded store's writer thread (`writer.rs`, rusqlite, one transaction per batch of work),
+//! and through sqlx with array parameters on PostgreSQL (`queue_sqlx.rs`).
 #![forbid(unsafe_code)]
 
 pub mod publisher;
@@ -363,7 +366,6 @@ pub mod postgres {
 
     type Db = sqlx::Postgres;
     type DbRow = sqlx::postgres::PgRow;
-    const SKIP_LOCKED: &str = "FOR UPDATE SKIP LOCKED";
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
     #[derive(Clone)]

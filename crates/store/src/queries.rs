@@ -1,10 +1,10 @@
 // The SQL of the store, compiled once per backend (see `lib.rs`): `Db` is the sqlx database
-// type and `SKIP_LOCKED` the dialect's row-locking clause. Placeholders are `$N`, which both
-// SQLite and PostgreSQL accept.
+// type and `DbRow` its row. Placeholders are `$N`, which both SQLite and PostgreSQL accept. The
+// delivery queue's hot path is not here: see `queue.rs` (shared logic and SQL), `writer.rs`
+// (embedded) and `queue_sqlx.rs` (PostgreSQL).
 
 use sqlx::Row;
 use crate::queue::{Cols, EVENT_COLS, WEBHOOK_COLS};
-
 
 const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at";
 const CLIENT_COLS: &str = "client_id, workspace_id, name, secret_hash, generation, created_at, regenerated_at";

@@ -1,7 +1,8 @@
 //! The delivery queue's logic that does not depend on how SQL reaches the database: planning a
 //! publish (idempotency, matching, suppression), assembling claimed jobs, the rows a completion
-//! writes, webhook health. The PostgreSQL backend runs it through sqlx (`queue_sqlx.rs`), the
-//! embedded store on its writer thread (`writer.rs`); both use the SQL text defined here.
+//! writes, webhook health. The PostgreSQL backend runs it through sqlx (`queue_sqlx.rs`, whose
+//! statements take lists as arrays), the embedded store on its writer thread (`writer.rs`, with
+//! the statements below).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -76,7 +77,7 @@ pub(crate) fn in_list(first: usize, n: usize) -> String {
 
 /// The claim: leases the due deliveries (oldest first), skipping `excluded` webhooks. `$1`
 /// owner, `$2` lease end, `$3` now, `$4` limit, then the excluded webhook ids.
-pub(crate) fn claim_sql(excluded: usize, skip_locked: &str) -> String {
+pub(crate) fn claim_sql(excluded: usize) -> String {
     let exclude = if excluded == 0 {
         String::new()
     } else {
@@ -85,7 +86,7 @@ pub(crate) fn claim_sql(excluded: usize, skip_locked: &str) -> String {
     };
     format!(
         "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
-         WHERE state = 'pending' AND next_attempt_at <= $3{exclude} ORDER BY next_attempt_at LIMIT $4 {skip_locked}) \
+         WHERE state = 'pending' AND next_attempt_at <= $3{exclude} ORDER BY next_attempt_at LIMIT $4) \
          RETURNING id, attempts, event_id, webhook_id"
     )
 }
@@ -422,7 +423,7 @@ mod tests {
     fn placeholders_number_rows_after_the_fixed_parameters() {
         assert_eq!(placeholders(2, 2, 3), "($3, $4, $5), ($6, $7, $8)");
         assert_eq!(in_list(4, 3), "$5, $6, $7");
-        assert!(claim_sql(2, "").contains("webhook_id NOT IN ($5, $6)"));
-        assert!(!claim_sql(0, "").contains("NOT IN"));
+        assert!(claim_sql(2).contains("webhook_id NOT IN ($5, $6)"));
+        assert!(!claim_sql(0).contains("NOT IN"));
     }
 }

@@ -1,47 +1,43 @@
-// The delivery queue's hot path through sqlx (PostgreSQL; the embedded store runs the same
-// logic and SQL on its writer thread, `writer.rs`). Included by the backend module after
-// `queries.rs`; the logic and SQL text are in `queue.rs`.
+// The delivery queue's hot path on PostgreSQL (the embedded store runs the same logic on its
+// writer thread, `writer.rs`). Included by the backend module after `queries.rs`; the logic is
+// in `queue.rs`. The statements pass lists as arrays (`= ANY($n)`, `UNNEST`), so each has one
+// fixed text: parsed and planned once per connection, whatever the batch size.
 
 use crate::queue::{self, Claimed, Earlier, MatchRow};
 
-/// Binds a publish's event row.
-fn bind_event<'q>(q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>, v: &'q queue::EventValues<'q>) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
-    let e = v.e;
-    q.bind(e.id.as_str())
-        .bind(e.kind.as_str())
-        .bind(e.workspace_id.as_str())
-        .bind(e.data.as_str())
-        .bind(e.branch_id.as_deref())
-        .bind(e.business_unit_id.as_deref())
-        .bind(e.subject_id.as_deref())
-        .bind(v.sender.as_deref())
-        .bind(e.origin_client_id.as_deref())
-        .bind(e.idempotency_key.as_deref())
-        .bind(e.occurred_at)
-        .bind(e.created_at)
-        .bind(v.targets)
-        .bind(v.suppressed)
-}
+const EARLIER: &str = "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key = ANY($1)";
+const MATCH: &str = "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants, w.branches, w.business_units FROM webhook_triggers t \
+     JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id = ANY($2) ORDER BY w.id";
+const FREE_KEYS: &str = "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1)";
+const INSERT_EVENTS: &str = "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])";
+const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at) \
+     SELECT id, ev, wh, ws, 'pending', 0, t, t, t FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(id, ev, wh, ws, t)";
+const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
+     WHERE state = 'pending' AND next_attempt_at <= $3 AND NOT (webhook_id = ANY($5)) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, attempts, event_id, webhook_id";
+const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[]) \
+     ON CONFLICT (id) DO NOTHING";
+/// Guarded by the lease: a node whose lease expired and was taken over must not overwrite the
+/// new owner's progress.
+const UPDATE_DELIVERIES: &str = "UPDATE deliveries d SET state = v.state, attempts = v.attempts, next_attempt_at = v.next_at, lease_owner = NULL, \
+     last_status = COALESCE(v.status, d.last_status), last_outcome = COALESCE(v.outcome, d.last_outcome), updated_at = $1 \
+     FROM UNNEST($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[]) AS v(id, state, attempts, next_at, status, outcome) \
+     WHERE d.id = v.id AND d.lease_owner = $2 AND d.state = 'pending'";
+const RELEASE: &str = "UPDATE deliveries SET lease_owner = NULL, next_attempt_at = $2 WHERE state = 'pending' AND lease_owner = $1 AND id = ANY($3)";
 
 impl SqlStore {
-    /// One transaction for the whole batch, with few statements: the idempotency keys are looked
-    /// up at once, matching runs once per distinct (type, workspace chain), and events and
-    /// deliveries are inserted as multi-row statements.
+    /// One transaction for the whole batch, a fixed number of statements: the idempotency keys
+    /// are looked up at once, matching runs once per distinct (type, workspace chain), events and
+    /// deliveries are inserted from arrays.
     pub(crate) async fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
         use std::collections::HashMap;
         let mut tx = self.write.begin().await?;
         let keys = queue::idempotency_keys(batch);
         let mut earlier: HashMap<String, Earlier> = HashMap::new();
         if !keys.is_empty() {
-            let sql = format!(
-                "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key IN ({})",
-                queue::in_list(0, keys.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for k in &keys {
-                q = q.bind(*k);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
+            for row in sqlx::query(EARLIER).bind(&keys).fetch_all(&mut *tx).await? {
                 earlier.insert(
                     row.try_get("idempotency_key")?,
                     Earlier { id: row.try_get("id")?, deliveries: row.try_get("deliveries")?, suppressed: row.try_get("suppressed")?, created_at: row.try_get("created_at")? },
@@ -50,42 +46,46 @@ impl SqlStore {
         }
         let mut matches: queue::Matches<'_> = HashMap::new();
         for key in queue::match_keys(batch) {
-            matches.insert(key, match_webhooks(&mut tx, key.0, key.1).await?);
+            let rows = sqlx::query(MATCH).bind(key.0).bind(key.1).fetch_all(&mut *tx).await?;
+            matches.insert(key, rows.iter().map(MatchRow::from).collect::<Result<_>>()?);
         }
         let plan = queue::plan_publish(batch, &earlier, &matches)?;
         if !plan.stale_keys.is_empty() {
-            let sql = format!("UPDATE events SET idempotency_key = NULL WHERE id IN ({})", queue::in_list(0, plan.stale_keys.len()));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in &plan.stale_keys {
-                q = q.bind(id.as_str());
-            }
-            q.execute(&mut *tx).await?;
+            sqlx::query(FREE_KEYS).bind(&plan.stale_keys).execute(&mut *tx).await?;
         }
-        for chunk in plan.events.chunks(500) {
-            let values: Vec<queue::EventValues<'_>> = chunk.iter().map(|(e, t, s)| queue::event_values(e, *t, *s)).collect();
-            let sql = format!("{}VALUES {}", queue::EVENT_INSERT, queue::placeholders(0, values.len(), 14));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for v in &values {
-                q = bind_event(q, v);
-            }
-            q.execute(&mut *tx).await?;
+        if !plan.events.is_empty() {
+            let values: Vec<queue::EventValues<'_>> = plan.events.iter().map(|(e, t, s)| queue::event_values(e, *t, *s)).collect();
+            let text = |f: fn(&Event) -> &str| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
+            let opt = |f: fn(&Event) -> Option<&str>| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
+            let int = |f: fn(&queue::EventValues<'_>) -> i64| values.iter().map(f).collect::<Vec<_>>();
+            sqlx::query(INSERT_EVENTS)
+                .bind(text(|e| &e.id))
+                .bind(text(|e| &e.kind))
+                .bind(text(|e| &e.workspace_id))
+                .bind(text(|e| &e.data))
+                .bind(opt(|e| e.branch_id.as_deref()))
+                .bind(opt(|e| e.business_unit_id.as_deref()))
+                .bind(opt(|e| e.subject_id.as_deref()))
+                .bind(values.iter().map(|v| v.sender.as_deref()).collect::<Vec<_>>())
+                .bind(opt(|e| e.origin_client_id.as_deref()))
+                .bind(opt(|e| e.idempotency_key.as_deref()))
+                .bind(int(|v| v.e.occurred_at))
+                .bind(int(|v| v.e.created_at))
+                .bind(int(|v| v.targets))
+                .bind(int(|v| v.suppressed))
+                .execute(&mut *tx)
+                .await?;
         }
-        for chunk in plan.deliveries.chunks(2000) {
-            let sql = format!("{}VALUES {}", queue::DELIVERY_INSERT, queue::placeholders(0, chunk.len(), 9));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, e, webhook_id) in chunk {
-                q = q
-                    .bind(id.as_str())
-                    .bind(e.id.as_str())
-                    .bind(*webhook_id)
-                    .bind(e.workspace_id.as_str())
-                    .bind("pending")
-                    .bind(0i64)
-                    .bind(e.created_at)
-                    .bind(e.created_at)
-                    .bind(e.created_at);
-            }
-            q.execute(&mut *tx).await?;
+        if !plan.deliveries.is_empty() {
+            let d = &plan.deliveries;
+            sqlx::query(INSERT_DELIVERIES)
+                .bind(d.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>())
+                .bind(d.iter().map(|(_, e, _)| e.id.as_str()).collect::<Vec<_>>())
+                .bind(d.iter().map(|(_, _, w)| *w).collect::<Vec<_>>())
+                .bind(d.iter().map(|(_, e, _)| e.workspace_id.as_str()).collect::<Vec<_>>())
+                .bind(d.iter().map(|(_, e, _)| e.created_at).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(plan.out)
@@ -114,47 +114,43 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql = format!("{}{})", queue::RELEASE, queue::in_list(2, ids.len()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).bind(at);
-        for id in ids {
-            q = q.bind(id.as_str());
-        }
-        q.execute(&self.write).await?;
+        sqlx::query(RELEASE).bind(owner).bind(at).bind(ids).execute(&self.write).await?;
         Ok(())
     }
 
     async fn claim_in(&self, tx: &mut sqlx::Transaction<'_, Db>, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>> {
         use std::collections::HashMap;
-        let sql = queue::claim_sql(exclude.len(), SKIP_LOCKED);
-        let mut q = sqlx::query_as::<_, Claimed>(sqlx::AssertSqlSafe(sql)).bind(owner).bind(lease_until).bind(now).bind(limit);
-        for w in exclude {
-            q = q.bind(w.as_str());
-        }
-        let claimed: Vec<Claimed> = q.fetch_all(&mut **tx).await?;
+        let claimed: Vec<Claimed> = sqlx::query_as(CLAIM).bind(owner).bind(lease_until).bind(now).bind(limit).bind(exclude).fetch_all(&mut **tx).await?;
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
         // Events, webhooks and their context are read by primary key in separate queries: one
         // join let the planner walk every delivery of a busy webhook (its index is selective
         // only by webhook) instead of the few claimed ones.
-        let event_ids: std::collections::HashSet<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
-        let webhook_ids: std::collections::HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
+        let ids = |f: fn(&Claimed) -> &str| {
+            let mut v: Vec<&str> = claimed.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
         let mut events: HashMap<String, Event> = HashMap::new();
-        for row in by_ids(tx, &format!("SELECT {} FROM events e WHERE e.id IN (", queue::EVENT_COLS), &event_ids).await? {
+        let sql = format!("SELECT {} FROM events e WHERE e.id = ANY($1)", queue::EVENT_COLS);
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids(|c| &c.2)).fetch_all(&mut **tx).await? {
             let e = queue::event_from(&row)?;
             events.insert(e.id.clone(), e);
         }
         let mut webhooks: HashMap<String, Webhook> = HashMap::new();
-        for row in by_ids(tx, &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS), &webhook_ids).await? {
+        let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue::WEBHOOK_COLS);
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids(|c| &c.3)).fetch_all(&mut **tx).await? {
             let w = queue::webhook_from(&row)?;
             webhooks.insert(w.id.clone(), w);
         }
         let status_paths: HashMap<String, Option<String>> =
             sqlx::query_as::<_, (String, Option<String>)>(queue::STATUS_PATHS).fetch_all(&mut **tx).await?.into_iter().collect();
-        let wanted = queue::wanted_fields(&claimed, &events, &webhooks);
+        let wanted: Vec<&str> = queue::wanted_fields(&claimed, &events, &webhooks).into_iter().collect();
         let mut fields: HashMap<String, String> = HashMap::new();
         if !wanted.is_empty() {
-            for row in by_ids(tx, "SELECT id, fields FROM workspaces WHERE id IN (", &wanted).await? {
+            for row in sqlx::query("SELECT id, fields FROM workspaces WHERE id = ANY($1)").bind(&wanted).fetch_all(&mut **tx).await? {
                 fields.insert(row.try_get("id")?, row.try_get("fields")?);
             }
         }
@@ -167,37 +163,39 @@ impl SqlStore {
     }
 
     async fn complete_in(&self, tx: &mut sqlx::Transaction<'_, Db>, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
-        // Two statements per chunk, whatever its size: the attempts as one multi-row insert, the
-        // deliveries' next states as one UPDATE joined with a VALUES list.
-        for chunk in completions.chunks(500) {
-            let attempts: Vec<&AttemptRecord> = chunk.iter().filter_map(|c| c.attempt.as_ref()).collect();
-            if !attempts.is_empty() {
-                let sql = format!("{}VALUES {} ON CONFLICT (id) DO NOTHING", queue::ATTEMPT_INSERT, queue::placeholders(0, attempts.len(), 11));
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for a in &attempts {
-                    q = q
-                        .bind(a.id.as_str())
-                        .bind(a.delivery_id.as_str())
-                        .bind(a.attempt_no)
-                        .bind(a.started_at)
-                        .bind(a.duration_ms)
-                        .bind(a.outcome.as_str())
-                        .bind(a.status)
-                        .bind(a.request_headers.as_str())
-                        .bind(a.response_headers.as_str())
-                        .bind(a.response_body.as_str())
-                        .bind(a.error.as_deref());
-                }
-                q.execute(&mut **tx).await?;
-            }
-            let sql = format!("{}VALUES {}{}", queue::DELIVERY_UPDATE, queue::placeholders(2, chunk.len(), 6), queue::DELIVERY_UPDATE_END);
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(owner);
-            for c in chunk {
-                let (state, next_at, status, outcome) = queue::next_row(c, now);
-                q = q.bind(c.delivery_id.as_str()).bind(state).bind(c.attempts).bind(next_at).bind(status).bind(outcome);
-            }
-            q.execute(&mut **tx).await?;
+        // Two statements whatever the batch size: the attempts and the deliveries' next states,
+        // each from arrays.
+        let attempts: Vec<&AttemptRecord> = completions.iter().filter_map(|c| c.attempt.as_ref()).collect();
+        if !attempts.is_empty() {
+            let text = |f: fn(&AttemptRecord) -> &str| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+            let int = |f: fn(&AttemptRecord) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+            sqlx::query(INSERT_ATTEMPTS)
+                .bind(text(|a| &a.id))
+                .bind(text(|a| &a.delivery_id))
+                .bind(int(|a| a.attempt_no))
+                .bind(int(|a| a.started_at))
+                .bind(int(|a| a.duration_ms))
+                .bind(text(|a| &a.outcome))
+                .bind(attempts.iter().map(|a| a.status).collect::<Vec<_>>())
+                .bind(text(|a| &a.request_headers))
+                .bind(text(|a| &a.response_headers))
+                .bind(text(|a| &a.response_body))
+                .bind(attempts.iter().map(|a| a.error.as_deref()).collect::<Vec<_>>())
+                .execute(&mut **tx)
+                .await?;
         }
+        let rows: Vec<_> = completions.iter().map(|c| (c, queue::next_row(c, now))).collect();
+        sqlx::query(UPDATE_DELIVERIES)
+            .bind(now)
+            .bind(owner)
+            .bind(rows.iter().map(|(c, _)| c.delivery_id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(c, _)| c.attempts).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.1).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.2).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, r)| r.3).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
         let health = queue::health(completions);
         for (webhook_id, ok) in &health {
             let sql = if *ok { queue::HEALTH_OK } else { queue::HEALTH_FAILING };
@@ -213,23 +211,4 @@ impl SqlStore {
         }
         Ok(disabled)
     }
-}
-
-/// Runs `prefix` + a placeholder list + `)` with the ids bound.
-async fn by_ids(tx: &mut sqlx::Transaction<'_, Db>, prefix: &str, ids: &std::collections::HashSet<&str>) -> Result<Vec<DbRow>> {
-    let sql = format!("{prefix}{})", queue::in_list(0, ids.len()));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(*id);
-    }
-    Ok(q.fetch_all(&mut **tx).await?)
-}
-
-async fn match_webhooks(tx: &mut sqlx::Transaction<'_, Db>, kind: &str, chain: &[String]) -> Result<Vec<MatchRow>> {
-    let sql = queue::match_sql(chain.len());
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(kind);
-    for ws in chain {
-        q = q.bind(ws.as_str());
-    }
-    q.fetch_all(&mut **tx).await?.iter().map(MatchRow::from).collect()
 }

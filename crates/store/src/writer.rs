@@ -508,7 +508,7 @@ fn claim(
 ) -> Result<Vec<Job>> {
     let mut args: Vec<&dyn ToSql> = vec![&owner, &lease_until, &now, &limit];
     args.extend(exclude.iter().map(|w| w as &dyn ToSql));
-    let claimed: Vec<Claimed> = query(conn, &queue::claim_sql(exclude.len(), ""), &args, |r| {
+    let claimed: Vec<Claimed> = query(conn, &queue::claim_sql(exclude.len()), &args, |r| {
         Ok((
             r.text("id")?,
             r.int("attempts")?,
