@@ -236,7 +236,7 @@ pub async fn start(
         clock: clock.clone(),
         operator_key_hash,
         schemas: Default::default(),
-        cache: Default::default(),
+        cache: crate::cache::Cache::for_store(&store),
         metrics: metrics.clone(),
         wake: wake_api,
     }));

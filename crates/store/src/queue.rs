@@ -29,10 +29,13 @@ pub(crate) const ATTEMPT_INSERT: &str = "INSERT INTO attempts (id, delivery_id, 
 pub(crate) const DELIVERY_UPDATE: &str = "UPDATE deliveries SET state = v.column2, attempts = v.column3, next_attempt_at = v.column4, lease_owner = NULL, \
      last_status = COALESCE(v.column5, deliveries.last_status), last_outcome = COALESCE(v.column6, deliveries.last_outcome), updated_at = $1 FROM (";
 pub(crate) const DELIVERY_UPDATE_END: &str = ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = $2 AND deliveries.state = 'pending'";
-pub(crate) const HEALTH_OK: &str =
-    "UPDATE webhooks SET last_success_at = $2, failing_since = NULL WHERE id = $1";
+/// A success ends the failing streak. `last_success_at` is kept to the minute: the row is only
+/// rewritten when something changes, not on every success of a busy webhook.
+pub(crate) const HEALTH_OK: &str = "UPDATE webhooks SET last_success_at = $2, failing_since = NULL WHERE id = $1 \
+     AND (failing_since IS NOT NULL OR last_success_at IS NULL OR last_success_at < $2 - 60000)";
+/// A failure starts a streak unless one is running.
 pub(crate) const HEALTH_FAILING: &str =
-    "UPDATE webhooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1";
+    "UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL";
 /// Disables a webhook failing since `$2` or earlier (`$3` reason, `$4` now).
 pub(crate) const DISABLE_IF_FAILING: &str = "UPDATE webhooks SET status = 'disabled', disabled_reason = $3, updated = $4 \
      WHERE id = $1 AND status = 'enabled' AND failing_since IS NOT NULL AND failing_since <= $2 \
