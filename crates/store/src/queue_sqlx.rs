@@ -95,8 +95,8 @@ impl SqlStore {
     /// bookkeeping: a lost claim or attempt record only repeats a delivery); publishes keep
     /// `synchronous_commit = on`.
     async fn relaxed<T>(&self, work: impl for<'t> AsyncFnOnce(&'t mut sqlx::Transaction<'_, Db>) -> Result<T>) -> Result<T> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        // One round trip: both statements go in one simple query.
+        let mut tx = self.write.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
         let value = work(&mut tx).await?;
         tx.commit().await?;
         Ok(value)
@@ -134,9 +134,12 @@ impl SqlStore {
             v
         };
         let mut events: HashMap<String, Event> = HashMap::new();
-        let sql = format!("SELECT {} FROM events e WHERE e.id = ANY($1)", queue::EVENT_COLS);
+        // The event type's statusPath comes along (no separate query).
+        let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
+        let sql = format!("SELECT {}, t.status_path AS e_status_path FROM events e LEFT JOIN event_types t ON t.name = e.type WHERE e.id = ANY($1)", queue::EVENT_COLS);
         for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids(|c| &c.2)).fetch_all(&mut **tx).await? {
             let e = queue::event_from(&row)?;
+            status_paths.insert(e.kind.clone(), row.try_get("e_status_path")?);
             events.insert(e.id.clone(), e);
         }
         let mut webhooks: HashMap<String, Webhook> = HashMap::new();
@@ -145,8 +148,6 @@ impl SqlStore {
             let w = queue::webhook_from(&row)?;
             webhooks.insert(w.id.clone(), w);
         }
-        let status_paths: HashMap<String, Option<String>> =
-            sqlx::query_as::<_, (String, Option<String>)>(queue::STATUS_PATHS).fetch_all(&mut **tx).await?.into_iter().collect();
         let wanted: Vec<&str> = queue::wanted_fields(&claimed, &events, &webhooks).into_iter().collect();
         let mut fields: HashMap<String, String> = HashMap::new();
         if !wanted.is_empty() {
