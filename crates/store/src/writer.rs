@@ -654,3 +654,59 @@ fn release(conn: &Connection, owner: &str, ids: &[String], at: i64) -> Result<()
     execute(conn, &sql, &args)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Backend, PublishRequest, Store, StoreError};
+    use tidings_core::event::Event;
+
+    fn request(id: &str) -> PublishRequest {
+        PublishRequest {
+            event: Event {
+                id: id.to_string(),
+                kind: "workorder.created".into(),
+                workspace_id: "acme".into(),
+                data: "{}".into(),
+                branch_id: None,
+                business_unit_id: None,
+                subject_id: None,
+                sender: None,
+                origin_client_id: None,
+                idempotency_key: None,
+                occurred_at: 1,
+                created_at: 1,
+            },
+            workspace_chain: vec!["acme".into()],
+            deliver: true,
+        }
+    }
+
+    /// Work items sharing the writer's transaction fail alone: a publish that breaks a
+    /// constraint gets its error, the others commit.
+    #[tokio::test]
+    async fn a_failing_item_does_not_take_the_others_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Backend::Sqlite {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        store.publish(&[request("evt_taken")]).await.unwrap();
+        let bad = [request("evt_new_but_bad"), request("evt_taken")];
+        let good = [request("evt_fine")];
+        let (bad, good) = tokio::join!(store.publish(&bad), store.publish(&good));
+        assert!(matches!(bad, Err(StoreError::Embedded(_))), "{bad:?}");
+        assert_eq!(good.unwrap()[0].id, "evt_fine");
+        assert!(store.event_get("evt_fine").await.unwrap().is_some());
+        assert!(
+            store.event_get("evt_new_but_bad").await.unwrap().is_none(),
+            "nothing of the failed item is visible"
+        );
+        store.close().await;
+        assert!(matches!(
+            store.publish(&[request("evt_late")]).await,
+            Err(StoreError::Closed)
+        ));
+    }
+}
