@@ -9,7 +9,7 @@
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several nodes can share one database), and
 //! [`publisher::Publisher`] batches publishes into group commits. The queue's hot path (publish,
 //! claim, complete, release) shares its logic in `queue.rs` and runs per backend: on the
-//! embedded store's writer thread (`writer.rs`, rusqlite, one transaction per batch of work),
+//! embedded store's writer thread (`writer/`, rusqlite, one transaction per batch of work),
 //! and through sqlx with array parameters on PostgreSQL (`queue_sqlx.rs`).
 #![forbid(unsafe_code)]
 
@@ -252,7 +252,7 @@ pub mod sqlite {
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
     /// The SQLite store. The delivery queue's hot path (publish, claim, complete, release) runs
-    /// on the writer thread (`writer.rs`); everything else through sqlx: `write` has one
+    /// on the writer thread (`writer/`); everything else through sqlx: `write` has one
     /// connection, `read` several.
     #[derive(Clone)]
     pub struct SqlStore {

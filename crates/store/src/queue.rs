@@ -1,7 +1,7 @@
 //! The delivery queue's logic that does not depend on how SQL reaches the database: planning a
 //! publish (idempotency, matching, suppression), assembling claimed jobs, the rows a completion
 //! writes, webhook health. The PostgreSQL backend runs it through sqlx (`queue_sqlx.rs`, whose
-//! statements take lists as arrays), the embedded store on its writer thread (`writer.rs`, with
+//! statements take lists as arrays), the embedded store on its writer thread (`writer/`, with
 //! the statements below).
 
 use std::collections::{BTreeMap, HashMap, HashSet};

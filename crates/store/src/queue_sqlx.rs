@@ -1,5 +1,5 @@
 // The delivery queue's hot path on PostgreSQL (the embedded store runs the same logic on its
-// writer thread, `writer.rs`). Included by the backend module after `queries.rs`; the logic is
+// writer thread, `writer/`). Included by the backend module after `queries.rs`; the logic is
 // in `queue.rs`. The statements pass lists as arrays (`= ANY($n)`, `UNNEST`), so each has one
 // fixed text: parsed and planned once per connection, whatever the batch size.
 

@@ -1,0 +1,334 @@
+//! The queue's statements as the writer thread runs them: rusqlite, statements prepared once
+//! and cached, `$N` parameters bound by name. The decisions are `queue.rs`'s, shared with
+//! PostgreSQL.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, Statement};
+use tidings_core::event::Event;
+use tidings_core::webhook::{Webhook, WebhookSpec};
+
+use crate::queue::{self, Claimed, Cols, Earlier, MatchRow};
+use crate::{
+    Completion, DisabledWebhook, Job, PublishOutcome, PublishRequest, Result, StoreError,
+    parse_json,
+};
+
+impl Cols for rusqlite::Row<'_> {
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.get(col)?)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(self.get(col)?)
+    }
+}
+
+/// Binds `args` to the statement's `$N` parameters (`$N` takes `args[N - 1]`; SQLite numbers
+/// named parameters by first appearance, so the names decide).
+fn bind(st: &mut Statement<'_>, args: &[&dyn ToSql]) -> Result<()> {
+    for i in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.checked_sub(1))
+            .filter(|n| *n < args.len())
+            .ok_or_else(|| StoreError::Embedded(format!("statement parameter {i} has no value")))?;
+        st.raw_bind_parameter(i, args[n])?;
+    }
+    Ok(())
+}
+
+fn execute(conn: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<usize> {
+    let mut st = conn.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    Ok(st.raw_execute()?)
+}
+
+/// Runs a query and maps every row.
+fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn ToSql],
+    mut map: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut st = conn.prepare_cached(sql)?;
+    bind(&mut st, args)?;
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+fn refs<'a>(ids: impl IntoIterator<Item = &'a &'a str>) -> Vec<&'a dyn ToSql> {
+    ids.into_iter().map(|s| s as &dyn ToSql).collect()
+}
+
+pub(super) fn publish(conn: &Connection, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
+    let keys = queue::idempotency_keys(batch);
+    let mut earlier: HashMap<String, Earlier> = HashMap::new();
+    if !keys.is_empty() {
+        let sql = format!(
+            "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key IN ({})",
+            queue::in_list(0, keys.len())
+        );
+        for (key, x) in query(conn, &sql, &refs(&keys), |r| {
+            Ok((
+                r.text("idempotency_key")?,
+                Earlier {
+                    id: r.text("id")?,
+                    deliveries: r.int("deliveries")?,
+                    suppressed: r.int("suppressed")?,
+                    created_at: r.int("created_at")?,
+                },
+            ))
+        })? {
+            earlier.insert(key, x);
+        }
+    }
+    let mut matches: queue::Matches<'_> = HashMap::new();
+    for key in queue::match_keys(batch) {
+        let mut args: Vec<&dyn ToSql> = vec![&key.0];
+        args.extend(key.1.iter().map(|w| w as &dyn ToSql));
+        let rows = query(conn, &queue::match_sql(key.1.len()), &args, |r| {
+            MatchRow::from(r)
+        })?;
+        matches.insert(key, rows);
+    }
+    let plan = queue::plan_publish(batch, &earlier, &matches)?;
+    if !plan.stale_keys.is_empty() {
+        let sql = format!(
+            "UPDATE events SET idempotency_key = NULL WHERE id IN ({})",
+            queue::in_list(0, plan.stale_keys.len())
+        );
+        let args: Vec<&dyn ToSql> = plan.stale_keys.iter().map(|s| s as &dyn ToSql).collect();
+        execute(conn, &sql, &args)?;
+    }
+    // One cached single-row statement per table: without a thread hop per statement, rows are
+    // cheapest one at a time.
+    let insert_event = format!(
+        "{}VALUES {}",
+        queue::EVENT_INSERT,
+        queue::placeholders(0, 1, 14)
+    );
+    for (e, targets, suppressed) in &plan.events {
+        let v = queue::event_values(e, *targets, *suppressed);
+        execute(
+            conn,
+            &insert_event,
+            &[
+                &e.id,
+                &e.kind,
+                &e.workspace_id,
+                &e.data,
+                &e.branch_id,
+                &e.business_unit_id,
+                &e.subject_id,
+                &v.sender,
+                &e.origin_client_id,
+                &e.idempotency_key,
+                &e.occurred_at,
+                &e.created_at,
+                &v.targets,
+                &v.suppressed,
+            ],
+        )?;
+    }
+    let insert_delivery = format!(
+        "{}VALUES {}",
+        queue::DELIVERY_INSERT,
+        queue::placeholders(0, 1, 9)
+    );
+    for (id, e, webhook_id) in &plan.deliveries {
+        execute(
+            conn,
+            &insert_delivery,
+            &[
+                id,
+                &e.id,
+                webhook_id,
+                &e.workspace_id,
+                &"pending",
+                &0i64,
+                &e.created_at,
+                &e.created_at,
+                &e.created_at,
+            ],
+        )?;
+    }
+    Ok(plan.out)
+}
+
+/// `prefix` + a placeholder per id + `)`.
+fn by_ids(prefix: &str, ids: &HashSet<&str>) -> String {
+    format!("{prefix}{})", queue::in_list(0, ids.len()))
+}
+
+pub(super) fn claim(
+    conn: &Connection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+    exclude: &[String],
+) -> Result<Vec<Job>> {
+    let mut args: Vec<&dyn ToSql> = vec![&owner, &lease_until, &now, &limit];
+    args.extend(exclude.iter().map(|w| w as &dyn ToSql));
+    let claimed: Vec<Claimed> = query(conn, &queue::claim_sql(exclude.len()), &args, |r| {
+        Ok((
+            r.text("id")?,
+            r.int("attempts")?,
+            r.text("event_id")?,
+            r.text("webhook_id")?,
+        ))
+    })?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let event_ids: HashSet<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
+    let webhook_ids: HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
+    let sql = by_ids(
+        &format!("SELECT {} FROM events e WHERE e.id IN (", queue::EVENT_COLS),
+        &event_ids,
+    );
+    let events: HashMap<String, Event> = query(conn, &sql, &refs(&event_ids), |r| {
+        queue::event_from(r).map(|e| (e.id.clone(), e))
+    })?
+    .into_iter()
+    .collect();
+    let sql = by_ids(
+        &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
+        &webhook_ids,
+    );
+    let webhooks: HashMap<String, Webhook> = query(conn, &sql, &refs(&webhook_ids), |r| {
+        queue::webhook_from(r).map(|w| (w.id.clone(), w))
+    })?
+    .into_iter()
+    .collect();
+    let status_paths: HashMap<String, Option<String>> =
+        query(conn, queue::STATUS_PATHS, &[], |r| {
+            Ok((r.text("name")?, r.opt_text("status_path")?))
+        })?
+        .into_iter()
+        .collect();
+    let wanted = queue::wanted_fields(&claimed, &events, &webhooks);
+    let mut fields: HashMap<String, String> = HashMap::new();
+    if !wanted.is_empty() {
+        let sql = by_ids("SELECT id, fields FROM workspaces WHERE id IN (", &wanted);
+        fields = query(conn, &sql, &refs(&wanted), |r| {
+            Ok((r.text("id")?, r.text("fields")?))
+        })?
+        .into_iter()
+        .collect();
+    }
+    let (jobs, gone) = queue::assemble_jobs(&claimed, &events, &webhooks, &status_paths, &fields);
+    // The webhook was deleted after the delivery was queued: nothing to send.
+    for id in gone {
+        execute(conn, queue::CANCEL_CLAIMED, &[&id, &now])?;
+    }
+    Ok(jobs)
+}
+
+pub(super) fn complete(
+    conn: &Connection,
+    owner: &str,
+    now: i64,
+    completions: &[Completion],
+    cutoff: i64,
+) -> Result<Vec<DisabledWebhook>> {
+    let insert_attempt = format!(
+        "{}VALUES {} ON CONFLICT (id) DO NOTHING",
+        queue::ATTEMPT_INSERT,
+        queue::placeholders(0, 1, 11)
+    );
+    let update = format!(
+        "{}VALUES {}{}",
+        queue::DELIVERY_UPDATE,
+        queue::placeholders(2, 1, 6),
+        queue::DELIVERY_UPDATE_END
+    );
+    for c in completions {
+        if let Some(a) = &c.attempt {
+            execute(
+                conn,
+                &insert_attempt,
+                &[
+                    &a.id,
+                    &a.delivery_id,
+                    &a.attempt_no,
+                    &a.started_at,
+                    &a.duration_ms,
+                    &a.outcome,
+                    &a.status,
+                    &a.request_headers,
+                    &a.response_headers,
+                    &a.response_body,
+                    &a.error,
+                ],
+            )?;
+        }
+        let (state, next_at, status, outcome) = queue::next_row(c, now);
+        execute(
+            conn,
+            &update,
+            &[
+                &now,
+                &owner,
+                &c.delivery_id,
+                &state,
+                &c.attempts,
+                &next_at,
+                &status,
+                &outcome,
+            ],
+        )?;
+    }
+    let health = queue::health(completions);
+    for (webhook_id, ok) in &health {
+        let sql = if *ok {
+            queue::HEALTH_OK
+        } else {
+            queue::HEALTH_FAILING
+        };
+        execute(conn, sql, &[webhook_id, &now])?;
+    }
+    let mut disabled = Vec::new();
+    for (webhook_id, sql, reason) in queue::to_disable(completions, &health) {
+        let rows = query(conn, sql, &[&webhook_id, &cutoff, &reason, &now], |r| {
+            Ok((r.text("id")?, r.text("workspace_id")?, r.text("spec")?))
+        })?;
+        for (id, workspace_id, spec) in rows {
+            let spec: WebhookSpec = parse_json("webhook spec", &spec)?;
+            disabled.push(DisabledWebhook {
+                id,
+                workspace_id,
+                url: spec.url,
+                reason: reason.clone(),
+            });
+        }
+    }
+    Ok(disabled)
+}
+
+pub(super) fn release(conn: &Connection, owner: &str, ids: &[String], at: i64) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("{}{})", queue::RELEASE, queue::in_list(2, ids.len()));
+    let mut args: Vec<&dyn ToSql> = vec![&owner, &at];
+    args.extend(ids.iter().map(|i| i as &dyn ToSql));
+    execute(conn, &sql, &args)?;
+    Ok(())
+}
