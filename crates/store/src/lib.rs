@@ -187,7 +187,7 @@ forward! {
     fn webhook_delete(&self, workspace_id: &str, id: &str, now: i64) -> Result<()>;
 
     /// Makes events and their deliveries durable in one transaction (one commit for the batch).
-    fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>>;
+    fn publish(&self, batch: Vec<PublishRequest>) -> Result<Vec<PublishOutcome>>;
     /// Claims up to `limit` due deliveries for `owner` until `lease_until`, skipping those of
     /// the `exclude`d webhooks.
     fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>>;
@@ -315,7 +315,7 @@ pub mod sqlite {
     impl SqlStore {
         pub(crate) async fn publish(
             &self,
-            batch: &[PublishRequest],
+            batch: Vec<PublishRequest>,
         ) -> Result<Vec<PublishOutcome>> {
             self.writer.publish(batch).await
         }

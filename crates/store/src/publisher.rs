@@ -140,7 +140,8 @@ async fn commit(store: &Store, mut units: Vec<(Vec<PublishRequest>, Reply)>, com
         .iter_mut()
         .flat_map(|(events, _)| std::mem::take(events))
         .collect();
-    match store.publish(&batch).await {
+    let events = batch.len();
+    match store.publish(batch).await {
         Ok(outcomes) => {
             if outcomes.iter().any(|o| o.deliveries > 0 && !o.duplicate) {
                 committed.notify_one();
@@ -151,7 +152,7 @@ async fn commit(store: &Store, mut units: Vec<(Vec<PublishRequest>, Reply)>, com
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, events = batch.len(), "publish commit failed");
+            tracing::error!(error = %e, events, "publish commit failed");
             let e = Arc::new(e);
             for (_, reply) in units.drain(..) {
                 let _ = reply.send(Err(e.clone()));

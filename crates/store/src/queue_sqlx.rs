@@ -31,8 +31,9 @@ impl SqlStore {
     /// One transaction for the whole batch, a fixed number of statements: the idempotency keys
     /// are looked up at once, matching runs once per distinct (type, workspace chain), events and
     /// deliveries are inserted from arrays.
-    pub(crate) async fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
+    pub(crate) async fn publish(&self, batch: Vec<PublishRequest>) -> Result<Vec<PublishOutcome>> {
         use std::collections::HashMap;
+        let batch = batch.as_slice();
         let mut tx = self.write.begin().await?;
         let keys = queue::idempotency_keys(batch);
         let mut earlier: HashMap<String, Earlier> = HashMap::new();

@@ -131,8 +131,8 @@ impl Writer {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    pub(crate) async fn publish(&self, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
-        let batch = batch.to_vec();
+    /// Takes the batch by value: it moves to the writer thread without a copy.
+    pub(crate) async fn publish(&self, batch: Vec<PublishRequest>) -> Result<Vec<PublishOutcome>> {
         self.submit(|reply| Work::Publish(batch, reply)).await
     }
 
@@ -369,10 +369,10 @@ mod tests {
         .await
         .unwrap();
         store.migrate().await.unwrap();
-        store.publish(&[request("evt_taken")]).await.unwrap();
-        let bad = [request("evt_new_but_bad"), request("evt_taken")];
-        let good = [request("evt_fine")];
-        let (bad, good) = tokio::join!(store.publish(&bad), store.publish(&good));
+        store.publish(vec![request("evt_taken")]).await.unwrap();
+        let bad = vec![request("evt_new_but_bad"), request("evt_taken")];
+        let good = vec![request("evt_fine")];
+        let (bad, good) = tokio::join!(store.publish(bad), store.publish(good));
         assert!(matches!(bad, Err(StoreError::Embedded(_))), "{bad:?}");
         assert_eq!(good.unwrap()[0].id, "evt_fine");
         assert!(store.event_get("evt_fine").await.unwrap().is_some());
@@ -382,7 +382,7 @@ mod tests {
         );
         store.close().await;
         assert!(matches!(
-            store.publish(&[request("evt_late")]).await,
+            store.publish(vec![request("evt_late")]).await,
             Err(StoreError::Closed)
         ));
     }
