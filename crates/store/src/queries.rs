@@ -1,6 +1,6 @@
 // The SQL of the store, compiled once per backend (see `lib.rs`): `Db` is the sqlx database
 // type and `DbRow` its row. Placeholders are `$N`, which both SQLite and PostgreSQL accept. The
-// delivery queue's hot path is not here: see `queue.rs` (shared logic and SQL), `writer/`
+// delivery queue's hot path is not here: see `queue.rs` (shared logic), `writer/`
 // (embedded) and `queue_sqlx.rs` (PostgreSQL).
 
 use sqlx::Row;
