@@ -188,8 +188,18 @@ pub async fn start(
     let metrics = crate::metrics::Metrics::default();
     let wake = Arc::new(Notify::new());
     let wake_api = wake.clone();
+    let node_id = format!("node-{}", tidings_core::ids::random_alnum(12));
+    // New deliveries go straight to this node's worker while it has room (see
+    // `delivery::handoff`); an API-only node leaves them all to the workers' claims.
+    let (handoff, intake) = if config.delivery.enabled {
+        let capacity = delivery::handoff::Capacity::new(&config.delivery, &metrics);
+        let (to, intake) = delivery::handoff::channel(&node_id, config.delivery.lease, capacity);
+        (Some(to as Arc<dyn tidings_store::Handoff>), Some(intake))
+    } else {
+        (None, None)
+    };
     let (publisher, publisher_task) =
-        Publisher::spawn(store.clone(), config.publish_batch, wake.clone());
+        Publisher::spawn(store.clone(), config.publish_batch, wake.clone(), handoff);
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move {
@@ -204,19 +214,19 @@ pub async fn start(
         config.public_url.clone(),
     )
     .context("building the HTTP client")?;
-    if config.delivery.enabled {
+    if let Some(intake) = intake {
         let worker = Worker {
             store: store.clone(),
             config: config.delivery.clone(),
             clock: clock.clone(),
             sender: sender.clone(),
-            node_id: format!("node-{}", tidings_core::ids::random_alnum(12)),
+            node_id,
             wake,
             publisher: publisher.clone(),
             operational_workspace: config.operational_workspace.clone(),
             metrics: metrics.clone(),
         };
-        tasks.spawn(worker.run(shutdown.clone()));
+        tasks.spawn(worker.run(shutdown.clone(), intake));
     }
 
     tasks.spawn(retention(

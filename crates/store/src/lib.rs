@@ -13,6 +13,7 @@
 //! and through sqlx with array parameters on PostgreSQL (`queue_sqlx.rs`).
 #![forbid(unsafe_code)]
 
+pub mod handoff;
 pub mod publisher;
 mod queue;
 mod records;
@@ -21,6 +22,7 @@ mod writer;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use handoff::{Handoff, Ticket};
 pub use records::*;
 use tidings_core::event::{Event, EventType};
 use tidings_core::webhook::{Webhook, WebhookSpec};
@@ -108,6 +110,25 @@ impl Store {
     }
 
     /// Closes the connection pools (and releases the data directory lock).
+    /// Publishes a batch (see [`Store::publish`]), handing the new deliveries that `handoff`
+    /// has room for straight to it once committed; the others wait for a claim.
+    pub async fn publish_with(
+        &self,
+        batch: Vec<PublishRequest>,
+        handoff: Option<std::sync::Arc<dyn Handoff>>,
+    ) -> Result<Published> {
+        match self {
+            Self::Sqlite(s) => s.publish(batch, handoff).await,
+            Self::Postgres(s) => s.publish(batch, handoff).await,
+        }
+    }
+
+    /// Makes a batch of events durable with their deliveries, in one transaction; returns
+    /// the outcomes in order.
+    pub async fn publish(&self, batch: Vec<PublishRequest>) -> Result<Vec<PublishOutcome>> {
+        Ok(self.publish_with(batch, None).await?.outcomes)
+    }
+
     pub async fn close(&self) {
         match self {
             Self::Sqlite(s) => {
@@ -187,7 +208,6 @@ forward! {
     fn webhook_delete(&self, workspace_id: &str, id: &str, now: i64) -> Result<()>;
 
     /// Makes events and their deliveries durable in one transaction (one commit for the batch).
-    fn publish(&self, batch: Vec<PublishRequest>) -> Result<Vec<PublishOutcome>>;
     /// Claims up to `limit` due deliveries for `owner` until `lease_until`, skipping those of
     /// the `exclude`d webhooks.
     fn claim(&self, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>>;
@@ -316,8 +336,9 @@ pub mod sqlite {
         pub(crate) async fn publish(
             &self,
             batch: Vec<PublishRequest>,
-        ) -> Result<Vec<PublishOutcome>> {
-            self.writer.publish(batch).await
+            handoff: Option<std::sync::Arc<dyn Handoff>>,
+        ) -> Result<Published> {
+            self.writer.publish(batch, handoff).await
         }
 
         pub(crate) async fn claim(

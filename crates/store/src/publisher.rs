@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
-use crate::{PublishOutcome, PublishRequest, Store, StoreError};
+use crate::{Handoff, PublishOutcome, PublishRequest, Store, StoreError};
 
 type Reply = oneshot::Sender<Result<Vec<PublishOutcome>, Arc<StoreError>>>;
 
@@ -31,15 +31,18 @@ pub enum PublishError {
 }
 
 impl Publisher {
-    /// Starts the batching task. `max_batch` bounds the events in one commit; `committed` is
-    /// notified after every commit that created deliveries (the delivery worker waits on it).
+    /// Starts the batching task. `max_batch` bounds the events in one commit; new deliveries go
+    /// straight to `handoff` (this node's delivery worker) while it has room, and `committed`
+    /// is notified after every commit that left deliveries for a claim (the worker waits on it).
     pub fn spawn(
         store: Store,
         max_batch: usize,
         committed: Arc<Notify>,
+        handoff: Option<Arc<dyn Handoff>>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let handle = tokio::spawn(run(store, rx, max_batch.max(1), committed));
+        let sink = Sink { committed, handoff };
+        let handle = tokio::spawn(run(store, rx, max_batch.max(1), sink));
         (Self { tx }, handle)
     }
 
@@ -60,11 +63,18 @@ impl Publisher {
     }
 }
 
+/// Where committed deliveries go.
+#[derive(Clone)]
+struct Sink {
+    committed: Arc<Notify>,
+    handoff: Option<Arc<dyn Handoff>>,
+}
+
 async fn run(
     store: Store,
     mut rx: mpsc::Receiver<(Vec<PublishRequest>, Reply)>,
     max_batch: usize,
-    committed: Arc<Notify>,
+    sink: Sink,
 ) {
     // Commits in flight at once: a batch forms while earlier ones are being committed, and the
     // database overlaps their round trips and flushes (PostgreSQL merges concurrent commits into
@@ -111,10 +121,9 @@ async fn run(
             None
         };
         lock(&keys_in_flight).extend(keys.iter().cloned());
-        let (store, committed, keys_in_flight) =
-            (store.clone(), committed.clone(), keys_in_flight.clone());
+        let (store, sink, keys_in_flight) = (store.clone(), sink.clone(), keys_in_flight.clone());
         tokio::spawn(async move {
-            commit(&store, units, &committed).await;
+            commit(&store, units, sink).await;
             let mut held = lock(&keys_in_flight);
             for k in &keys {
                 held.remove(k);
@@ -134,19 +143,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Commits one batch and answers its callers.
-async fn commit(store: &Store, mut units: Vec<(Vec<PublishRequest>, Reply)>, committed: &Notify) {
+async fn commit(store: &Store, mut units: Vec<(Vec<PublishRequest>, Reply)>, sink: Sink) {
     let lens: Vec<usize> = units.iter().map(|(events, _)| events.len()).collect();
     let batch: Vec<PublishRequest> = units
         .iter_mut()
         .flat_map(|(events, _)| std::mem::take(events))
         .collect();
     let events = batch.len();
-    match store.publish(batch).await {
-        Ok(outcomes) => {
-            if outcomes.iter().any(|o| o.deliveries > 0 && !o.duplicate) {
-                committed.notify_one();
+    match store.publish_with(batch, sink.handoff).await {
+        Ok(published) => {
+            if published.queued > 0 {
+                sink.committed.notify_one();
             }
-            let mut outcomes = outcomes.into_iter();
+            let mut outcomes = published.outcomes.into_iter();
             for ((_, reply), n) in units.drain(..).zip(lens) {
                 let _ = reply.send(Ok(outcomes.by_ref().take(n).collect()));
             }

@@ -20,8 +20,8 @@ pub(crate) const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace
 
 /// Columns of `INSERT INTO events`, in the order of [`event_values`].
 pub(crate) const EVENT_INSERT: &str = "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) ";
-/// Columns of `INSERT INTO deliveries` for a new delivery.
-pub(crate) const DELIVERY_INSERT: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at) ";
+/// Columns of `INSERT INTO deliveries` for a new delivery (leased at once when handed off).
+pub(crate) const DELIVERY_INSERT: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at, lease_owner) ";
 pub(crate) const ATTEMPT_INSERT: &str = "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) ";
 /// The deliveries' next states, joined with a VALUES list of (id, state, attempts,
 /// next_attempt_at, status, outcome); `$1` is now, `$2` the lease owner. Guarded by the lease: a

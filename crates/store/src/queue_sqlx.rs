@@ -3,6 +3,9 @@
 // in `queue.rs`. The statements pass lists as arrays (`= ANY($n)`, `UNNEST`), so each has one
 // fixed text: parsed and planned once per connection, whatever the batch size.
 
+use std::collections::HashMap;
+
+use crate::handoff::{self, Handoff, Reservations};
 use crate::queue::{self, Claimed, Earlier, MatchRow};
 
 const EARLIER: &str = "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key = ANY($1)";
@@ -11,8 +14,8 @@ const MATCH: &str = "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_
 const FREE_KEYS: &str = "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1)";
 const INSERT_EVENTS: &str = "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])";
-const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at) \
-     SELECT id, ev, wh, ws, 'pending', 0, t, t, t FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(id, ev, wh, ws, t)";
+const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at, lease_owner) \
+     SELECT id, ev, wh, ws, 'pending', 0, due, t, t, owner FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[]) AS u(id, ev, wh, ws, t, due, owner)";
 const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
      WHERE state = 'pending' AND next_attempt_at <= $3 AND NOT (webhook_id = ANY($5)) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING id, attempts, event_id, webhook_id";
@@ -31,8 +34,7 @@ impl SqlStore {
     /// One transaction for the whole batch, a fixed number of statements: the idempotency keys
     /// are looked up at once, matching runs once per distinct (type, workspace chain), events and
     /// deliveries are inserted from arrays.
-    pub(crate) async fn publish(&self, batch: Vec<PublishRequest>) -> Result<Vec<PublishOutcome>> {
-        use std::collections::HashMap;
+    pub(crate) async fn publish(&self, batch: Vec<PublishRequest>, handoff: Option<std::sync::Arc<dyn Handoff>>) -> Result<Published> {
         let batch = batch.as_slice();
         let mut tx = self.write.begin().await?;
         let keys = queue::idempotency_keys(batch);
@@ -51,6 +53,8 @@ impl SqlStore {
             matches.insert(key, rows.iter().map(MatchRow::from).collect::<Result<_>>()?);
         }
         let plan = queue::plan_publish(batch, &earlier, &matches)?;
+        // Room is reserved before anything is written: whatever fails below gives it back.
+        let res = Reservations::new(handoff.as_deref(), plan.deliveries.iter().map(|d| d.2));
         if !plan.stale_keys.is_empty() {
             sqlx::query(FREE_KEYS).bind(&plan.stale_keys).execute(&mut *tx).await?;
         }
@@ -79,17 +83,49 @@ impl SqlStore {
         }
         if !plan.deliveries.is_empty() {
             let d = &plan.deliveries;
+            let leases: Vec<(Option<&str>, i64)> = d.iter().enumerate().map(|(i, (_, e, _))| res.lease(i, e.created_at)).collect();
             sqlx::query(INSERT_DELIVERIES)
                 .bind(d.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>())
                 .bind(d.iter().map(|(_, e, _)| e.id.as_str()).collect::<Vec<_>>())
                 .bind(d.iter().map(|(_, _, w)| *w).collect::<Vec<_>>())
                 .bind(d.iter().map(|(_, e, _)| e.workspace_id.as_str()).collect::<Vec<_>>())
                 .bind(d.iter().map(|(_, e, _)| e.created_at).collect::<Vec<_>>())
+                .bind(leases.iter().map(|l| l.1).collect::<Vec<_>>())
+                .bind(leases.iter().map(|l| l.0).collect::<Vec<_>>())
                 .execute(&mut *tx)
                 .await?;
         }
+        let published = Published { queued: res.queued(), outcomes: plan.out };
+        if !res.any() {
+            tx.commit().await?;
+            return Ok(published);
+        }
+        // The handed-off deliveries become jobs in the same transaction, as a claim would read them.
+        let claimed: Vec<Claimed> = plan
+            .deliveries
+            .iter()
+            .zip(&res.tickets)
+            .filter(|(_, t)| t.is_some())
+            .map(|((id, e, w), _)| (id.clone(), 0, e.id.clone(), (*w).to_string()))
+            .collect();
+        // From the events in hand: reading them back by id would cost a query the planner may
+        // turn into a scan while the fresh table's statistics lag behind.
+        let mut events: HashMap<String, Event> = HashMap::new();
+        for (_, e, _) in plan.deliveries.iter().zip(&res.tickets).filter(|(_, t)| t.is_some()).map(|(d, _)| d) {
+            events.entry(e.id.clone()).or_insert_with(|| (*e).clone());
+        }
+        let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
+        for row in sqlx::query(queue::STATUS_PATHS).fetch_all(&mut *tx).await? {
+            status_paths.insert(row.try_get("name")?, row.try_get("status_path")?);
+        }
+        let jobs = self.jobs_in(&mut tx, &claimed, &events, &status_paths, 0).await?;
         tx.commit().await?;
-        Ok(plan.out)
+        let ids: Vec<&str> = plan.deliveries.iter().map(|d| d.0.as_str()).collect();
+        let handed = handoff::pair(&ids, res, jobs);
+        if let Some(h) = handoff.filter(|_| !handed.0.is_empty()) {
+            h.deliver(handed.0);
+        }
+        Ok(published)
     }
 
     /// Runs `work` in a transaction that commits without waiting for the WAL flush (queue
@@ -120,7 +156,6 @@ impl SqlStore {
     }
 
     async fn claim_in(&self, tx: &mut sqlx::Transaction<'_, Db>, owner: &str, now: i64, lease_until: i64, limit: i64, exclude: &[String]) -> Result<Vec<Job>> {
-        use std::collections::HashMap;
         let claimed: Vec<Claimed> = sqlx::query_as(CLAIM).bind(owner).bind(lease_until).bind(now).bind(limit).bind(exclude).fetch_all(&mut **tx).await?;
         if claimed.is_empty() {
             return Ok(Vec::new());
@@ -128,35 +163,42 @@ impl SqlStore {
         // Events, webhooks and their context are read by primary key in separate queries: one
         // join let the planner walk every delivery of a busy webhook (its index is selective
         // only by webhook) instead of the few claimed ones.
-        let ids = |f: fn(&Claimed) -> &str| {
-            let mut v: Vec<&str> = claimed.iter().map(f).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
+        let mut ids: Vec<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut events: HashMap<String, Event> = HashMap::new();
         // The event type's statusPath comes along (no separate query).
         let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
         let sql = format!("SELECT {}, t.status_path AS e_status_path FROM events e LEFT JOIN event_types t ON t.name = e.type WHERE e.id = ANY($1)", queue::EVENT_COLS);
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids(|c| &c.2)).fetch_all(&mut **tx).await? {
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
             let e = queue::event_from(&row)?;
             status_paths.insert(e.kind.clone(), row.try_get("e_status_path")?);
             events.insert(e.id.clone(), e);
         }
+        self.jobs_in(tx, &claimed, &events, &status_paths, now).await
+    }
+
+    /// The jobs of leased deliveries, with their events in hand: their webhooks and context
+    /// are read by primary key. A delivery whose webhook (or event) is gone is cancelled (`now`
+    /// is its time).
+    async fn jobs_in(&self, tx: &mut sqlx::Transaction<'_, Db>, claimed: &[Claimed], events: &HashMap<String, Event>, status_paths: &HashMap<String, Option<String>>, now: i64) -> Result<Vec<Job>> {
+        let mut ids: Vec<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut webhooks: HashMap<String, Webhook> = HashMap::new();
         let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue::WEBHOOK_COLS);
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids(|c| &c.3)).fetch_all(&mut **tx).await? {
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
             let w = queue::webhook_from(&row)?;
             webhooks.insert(w.id.clone(), w);
         }
-        let wanted: Vec<&str> = queue::wanted_fields(&claimed, &events, &webhooks).into_iter().collect();
+        let wanted: Vec<&str> = queue::wanted_fields(claimed, events, &webhooks).into_iter().collect();
         let mut fields: HashMap<String, String> = HashMap::new();
         if !wanted.is_empty() {
             for row in sqlx::query("SELECT id, fields FROM workspaces WHERE id = ANY($1)").bind(&wanted).fetch_all(&mut **tx).await? {
                 fields.insert(row.try_get("id")?, row.try_get("fields")?);
             }
         }
-        let (jobs, gone) = queue::assemble_jobs(&claimed, &events, &webhooks, &status_paths, &fields);
+        let (jobs, gone) = queue::assemble_jobs(claimed, events, &webhooks, status_paths, &fields);
         // The webhook was deleted after the delivery was queued: nothing to send.
         for id in gone {
             sqlx::query(queue::CANCEL_CLAIMED).bind(id).bind(now).execute(&mut **tx).await?;

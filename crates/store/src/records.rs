@@ -60,6 +60,15 @@ pub struct PublishOutcome {
     pub duplicate: bool,
 }
 
+/// What publishing a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// One per event, in order.
+    pub outcomes: Vec<PublishOutcome>,
+    /// New deliveries left for a claim (not handed off).
+    pub queued: usize,
+}
+
 /// A claimed delivery, with everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct Job {

@@ -12,7 +12,9 @@
 //! or queue are given back at once), so a slow or dead receiver holds a bounded share of the
 //! `concurrency` slots.
 
+mod claims;
 pub mod guard;
+pub mod handoff;
 pub mod sender;
 pub mod slots;
 
@@ -28,14 +30,14 @@ use tidings_store::publisher::Publisher;
 use tidings_store::{
     AttemptRecord, Completion, DisabledWebhook, Job, NextState, PublishRequest, Store,
 };
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
+use claims::{Waiting, start_waiting};
 use sender::{AttemptResult, Notification, Outcome, Sender};
-use slots::Slots;
 
 /// Everything the worker needs; cheap to clone into tasks.
 #[derive(Clone, Debug)]
@@ -62,36 +64,6 @@ fn millis(d: Duration) -> i64 {
 /// At most this many multiples of a webhook's in-flight limit wait locally (fewer when the lease
 /// is short compared with the request timeout).
 const MAX_QUEUED_ROUNDS: usize = 3;
-
-/// Starts the next waiting deliveries of `webhook` while it has free slots and permits are free.
-/// Returns whether its local queue ran low (time to claim more).
-fn start_waiting(
-    waiting: &mut HashMap<String, std::collections::VecDeque<Job>>,
-    webhook: &str,
-    slots: &Slots,
-    permits: &Arc<Semaphore>,
-    tasks: &mut JoinSet<String>,
-    spawn: &impl Fn(&mut JoinSet<String>, Job, tokio::sync::OwnedSemaphorePermit),
-    rounds: usize,
-) -> bool {
-    let Some(queue) = waiting.get_mut(webhook) else {
-        return true;
-    };
-    while !queue.is_empty() && slots.try_take(webhook) {
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            slots.give_back(webhook);
-            break;
-        };
-        if let Some(job) = queue.pop_front() {
-            spawn(tasks, job, permit);
-        }
-    }
-    let low = queue.len() * 2 < slots.limit(webhook) * rounds;
-    if queue.is_empty() {
-        waiting.remove(webhook);
-    }
-    low
-}
 
 /// The retry decision: the next state after an attempt (`unit` is a uniform sample in [0, 1)
 /// for the jitter) and whether to disable the webhook.
@@ -279,15 +251,18 @@ impl Worker {
     /// most [`MAX_QUEUED_ROUNDS`] times its current limit; the rest go back to the store at once) and
     /// start as soon as one of that webhook's requests finishes. Webhooks whose limit and queue
     /// are full are left out of the next claims.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let permits = Arc::new(Semaphore::new(self.config.concurrency));
+    ///
+    /// New deliveries that publishes handed off (see [`handoff`]) arrive on `intake` with their
+    /// room already reserved and start at once. Claims are made only while the queue may hold
+    /// due deliveries: after a claim came back short, the next waits for a wake-up (a publish
+    /// that left deliveries queued, a retry asked through the API) or the poll interval.
+    pub async fn run(self, shutdown: CancellationToken, intake: handoff::Intake) {
+        let handoff::Intake {
+            capacity: handoff::Capacity { permits, slots },
+            rx: mut handed,
+        } = intake;
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.config.concurrency * 2);
         let recorder = tokio::spawn(self.clone().record(done_rx));
-        let slots = Slots::new(
-            self.metrics.in_flight.clone(),
-            self.config.per_webhook_concurrency,
-            self.config.per_webhook_concurrency_max,
-        );
         let floor = self.config.per_webhook_concurrency;
         // A waiting delivery starts within (queue / limit) request timeouts; keep that inside the
         // lease so no other node takes it over meanwhile. A webhook's queue holds `rounds` times
@@ -296,7 +271,7 @@ impl Worker {
             .saturating_sub(1)
             .max(1);
         let rounds = usize::try_from(rounds).unwrap_or(1).min(MAX_QUEUED_ROUNDS);
-        let mut waiting: HashMap<String, std::collections::VecDeque<Job>> = HashMap::new();
+        let mut waiting: Waiting = HashMap::new();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
         // Claim size adapts: halved when a claim brought more than could start or wait locally
@@ -309,7 +284,10 @@ impl Worker {
                 let slots = slots.clone();
                 tasks.spawn(async move {
                     let webhook = job.webhook.id.clone();
-                    let completion = worker.attempt(job).await;
+                    // Boxed: the attempt's future (the HTTP client's among it) is large, and the
+                    // task's own future is moved into and out of its cell; a small task moves
+                    // a pointer instead of kilobytes.
+                    let completion = Box::pin(worker.attempt(job)).await;
                     match &completion.attempt {
                         Some(a) => {
                             let fast = a.outcome == Outcome::Ok.as_str()
@@ -323,6 +301,28 @@ impl Worker {
                     webhook
                 });
             };
+        // Jobs handed off by publishes start at once: their permit and slot are reserved.
+        let start_handed =
+            |tasks: &mut JoinSet<String>, waiting: &mut Waiting, jobs: handoff::Handed| {
+                for (job, ticket) in jobs {
+                    match ticket
+                        .downcast::<handoff::Reserved>()
+                        .ok()
+                        .and_then(|r| r.start())
+                    {
+                        Some(permit) => spawn(tasks, job, permit),
+                        // Not a ticket of ours (cannot happen): it waits like a claimed job.
+                        None => waiting
+                            .entry(job.webhook.id.clone())
+                            .or_default()
+                            .push_back(job),
+                    }
+                }
+            };
+        // Whether the queue may hold due deliveries (worth a claim).
+        let mut due = true;
+        let mut next_poll = tokio::time::Instant::now() + self.config.poll_interval;
+        let mut intake_open = true;
         while !shutdown.is_cancelled() {
             // Start what waits for webhooks that have a free slot again.
             while let Some(Ok(webhook)) = tasks.try_join_next() {
@@ -336,8 +336,18 @@ impl Worker {
                     rounds,
                 );
             }
+            while let Ok(jobs) = handed.try_recv() {
+                start_handed(&mut tasks, &mut waiting, jobs);
+            }
+            if tokio::time::Instant::now() >= next_poll {
+                // Retries come due with time, not with a wake-up.
+                due = true;
+                next_poll = tokio::time::Instant::now() + self.config.poll_interval;
+            }
             let free = permits.available_permits();
-            if free == 0 {
+            if !due {
+                // Nothing to claim: wait below for work.
+            } else if free == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     done = tasks.join_next() => {
@@ -347,91 +357,77 @@ impl Worker {
                         continue;
                     }
                 }
-            }
-            let now = self.clock.now_ms();
-            let excluded: Vec<String> = slots
-                .saturated()
-                .into_iter()
-                .filter(|(w, limit)| waiting.get(w).is_some_and(|q| q.len() >= limit * rounds))
-                .map(|(w, _)| w)
-                .collect();
-            let claimed = self
-                .store
-                .claim(
-                    &self.node_id,
-                    now,
-                    now + millis(self.config.lease),
-                    i64::try_from(free.min(claim_size)).unwrap_or(1),
-                    &excluded,
-                )
-                .await;
-            let jobs = match claimed {
-                Ok(jobs) => {
-                    backoff = self.config.poll_interval;
-                    jobs
-                }
-                Err(e) => {
-                    tracing::warn!(error = ?e, "claiming deliveries failed; backing off");
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => continue,
+            } else {
+                let asked = free.min(claim_size);
+                match self
+                    .claim_round(
+                        asked,
+                        &mut waiting,
+                        &slots,
+                        &permits,
+                        &mut tasks,
+                        &spawn,
+                        rounds,
+                    )
+                    .await
+                {
+                    Err(()) => {
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => continue,
+                        }
+                    }
+                    Ok(round) => {
+                        backoff = self.config.poll_interval;
+                        if round.overflow {
+                            claim_size = (claim_size / 2).max(floor);
+                        } else if round.full {
+                            claim_size = (claim_size * 2).min(self.config.concurrency);
+                        }
+                        // A short claim emptied what is due, unless webhooks were left out or
+                        // deliveries were given back.
+                        due = round.full || round.excluded || round.overflow;
+                        if round.full && !round.overflow && permits.available_permits() > 0 {
+                            continue;
+                        }
                     }
                 }
-            };
-            let full = jobs.len() == free.min(claim_size);
-            let mut overflow = Vec::new();
-            for job in jobs {
-                let webhook = job.webhook.id.clone();
-                if slots.try_take(&webhook) {
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        slots.give_back(&webhook);
-                        overflow.push(job.delivery_id);
-                        continue;
-                    };
-                    spawn(&mut tasks, job, permit);
-                } else {
-                    let cap = slots.limit(&webhook) * rounds;
-                    let queue = waiting.entry(webhook).or_default();
-                    if queue.len() < cap {
-                        queue.push_back(job);
-                    } else {
-                        overflow.push(job.delivery_id);
-                    }
-                }
-            }
-            if !overflow.is_empty()
-                && let Err(e) = self.store.release(&self.node_id, &overflow, now).await
-            {
-                // Not fatal: the leases expire and the deliveries come back by themselves.
-                tracing::warn!(error = ?e, "giving back deliveries failed");
-            }
-            if !overflow.is_empty() {
-                claim_size = (claim_size / 2).max(floor);
-            } else if full {
-                claim_size = (claim_size * 2).min(self.config.concurrency);
-            }
-            if full && overflow.is_empty() && permits.available_permits() > 0 {
-                continue;
             }
             // Wait for new work, the poll timer, or a finished request. A finished request whose
             // webhook still has deliveries waiting locally starts the next one without a claim.
-            let poll_at = tokio::time::Instant::now() + self.config.poll_interval;
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = self.wake.notified() => break,
+                    _ = self.wake.notified() => {
+                        due = true;
+                        break;
+                    }
+                    jobs = handed.recv(), if intake_open => match jobs {
+                        Some(jobs) => start_handed(&mut tasks, &mut waiting, jobs),
+                        None => intake_open = false,
+                    },
                     done = tasks.join_next(), if !tasks.is_empty() => {
                         let refill = match done {
                             Some(Ok(webhook)) => start_waiting(&mut waiting, &webhook, &slots, &permits, &mut tasks, &spawn, rounds),
                             _ => true,
                         };
-                        if refill {
+                        if refill && due {
                             break;
                         }
                     }
-                    _ = tokio::time::sleep_until(poll_at) => break,
+                    _ = tokio::time::sleep_until(next_poll) => break,
                 }
+            }
+        }
+        // Handed-off jobs not started yet go back to the queue with the waiting ones.
+        handed.close();
+        while let Ok(jobs) = handed.try_recv() {
+            for (job, _ticket) in jobs {
+                waiting
+                    .entry(job.webhook.id.clone())
+                    .or_default()
+                    .push_back(job);
             }
         }
         // Deliveries still waiting locally go back to the queue for the next start or node.

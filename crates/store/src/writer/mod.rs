@@ -13,22 +13,25 @@
 mod statements;
 
 use std::path::Path;
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use statements::{claim, complete, publish, release};
 use tokio::sync::oneshot;
 
-use crate::{Completion, DisabledWebhook, Job, PublishOutcome, PublishRequest, Result, StoreError};
+use crate::handoff::{HandedOff, Handoff};
+use crate::{Completion, DisabledWebhook, Job, PublishRequest, Published, Result, StoreError};
 
 /// Work items in one transaction at most.
 const MAX_WORK: usize = 64;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
+type HandoffTo = Option<Arc<dyn Handoff>>;
+
 enum Work {
-    Publish(Vec<PublishRequest>, Reply<Vec<PublishOutcome>>),
+    Publish(Vec<PublishRequest>, HandoffTo, Reply<Published>),
     Claim {
         owner: String,
         now: i64,
@@ -54,7 +57,7 @@ enum Work {
 
 /// A finished item, answered once the transaction committed.
 enum Done {
-    Publish(Result<Vec<PublishOutcome>>, Reply<Vec<PublishOutcome>>),
+    Publish(Result<(Published, HandedOff)>, HandoffTo, Reply<Published>),
     Claim(Result<Vec<Job>>, Reply<Vec<Job>>),
     Complete(Result<Vec<DisabledWebhook>>, Reply<Vec<DisabledWebhook>>),
     Release(Result<()>, Reply<()>),
@@ -71,7 +74,16 @@ impl Done {
         }
         // A caller that went away does not need its answer.
         let _ = match self {
-            Self::Publish(r, tx) => tx.send(out(r, commit)).map_err(drop),
+            Self::Publish(r, handoff, tx) => {
+                let r = out(r, commit).map(|(published, handed)| {
+                    // Committed: the handed-off deliveries go to the worker.
+                    if let Some(h) = handoff.filter(|_| !handed.0.is_empty()) {
+                        h.deliver(handed.0);
+                    }
+                    published
+                });
+                tx.send(r).map_err(drop)
+            }
             Self::Claim(r, tx) => tx.send(out(r, commit)).map_err(drop),
             Self::Complete(r, tx) => tx.send(out(r, commit)).map_err(drop),
             Self::Release(r, tx) => tx.send(out(r, commit)).map_err(drop),
@@ -132,8 +144,13 @@ impl Writer {
     }
 
     /// Takes the batch by value: it moves to the writer thread without a copy.
-    pub(crate) async fn publish(&self, batch: Vec<PublishRequest>) -> Result<Vec<PublishOutcome>> {
-        self.submit(|reply| Work::Publish(batch, reply)).await
+    pub(crate) async fn publish(
+        &self,
+        batch: Vec<PublishRequest>,
+        handoff: HandoffTo,
+    ) -> Result<Published> {
+        self.submit(|reply| Work::Publish(batch, handoff, reply))
+            .await
     }
 
     pub(crate) async fn claim(
@@ -242,7 +259,7 @@ fn fail(w: Work, e: &str) {
         Err(StoreError::Embedded(e.to_string()))
     }
     let _ = match w {
-        Work::Publish(_, tx) => tx.send(err(e)).map_err(drop),
+        Work::Publish(_, _, tx) => tx.send(err(e)).map_err(drop),
         Work::Claim { reply, .. } => reply.send(err(e)).map_err(drop),
         Work::Complete { reply, .. } => reply.send(err(e)).map_err(drop),
         Work::Release { reply, .. } => reply.send(err(e)).map_err(drop),
@@ -272,10 +289,10 @@ fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<Done>, rusqlite::
         };
         let keep;
         let d = match w {
-            Work::Publish(batch, reply) => {
-                let r = publish(&sp, &batch);
+            Work::Publish(batch, handoff, reply) => {
+                let r = publish(&sp, &batch, handoff.as_deref());
                 keep = r.is_ok();
-                Done::Publish(r, reply)
+                Done::Publish(r, handoff, reply)
             }
             Work::Claim {
                 owner,
@@ -325,7 +342,7 @@ fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<Done>, rusqlite::
 fn with_error(d: Done, e: &str) -> Done {
     let err = || StoreError::Embedded(e.to_string());
     match d {
-        Done::Publish(_, r) => Done::Publish(Err(err()), r),
+        Done::Publish(_, h, r) => Done::Publish(Err(err()), h, r),
         Done::Claim(_, r) => Done::Claim(Err(err()), r),
         Done::Complete(_, r) => Done::Complete(Err(err()), r),
         Done::Release(_, r) => Done::Release(Err(err()), r),

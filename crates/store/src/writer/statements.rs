@@ -9,10 +9,10 @@ use rusqlite::{Connection, Statement};
 use tidings_core::event::Event;
 use tidings_core::webhook::{Webhook, WebhookSpec};
 
+use crate::handoff::{self, HandedOff, Handoff, Reservations};
 use crate::queue::{self, Claimed, Cols, Earlier, MatchRow};
 use crate::{
-    Completion, DisabledWebhook, Job, PublishOutcome, PublishRequest, Result, StoreError,
-    parse_json,
+    Completion, DisabledWebhook, Job, PublishRequest, Published, Result, StoreError, parse_json,
 };
 
 impl Cols for rusqlite::Row<'_> {
@@ -76,7 +76,11 @@ fn refs<'a>(ids: impl IntoIterator<Item = &'a &'a str>) -> Vec<&'a dyn ToSql> {
     ids.into_iter().map(|s| s as &dyn ToSql).collect()
 }
 
-pub(super) fn publish(conn: &Connection, batch: &[PublishRequest]) -> Result<Vec<PublishOutcome>> {
+pub(super) fn publish(
+    conn: &Connection,
+    batch: &[PublishRequest],
+    handoff: Option<&dyn Handoff>,
+) -> Result<(Published, HandedOff)> {
     let keys = queue::idempotency_keys(batch);
     let mut earlier: HashMap<String, Earlier> = HashMap::new();
     if !keys.is_empty() {
@@ -108,6 +112,8 @@ pub(super) fn publish(conn: &Connection, batch: &[PublishRequest]) -> Result<Vec
         matches.insert(key, rows);
     }
     let plan = queue::plan_publish(batch, &earlier, &matches)?;
+    // Room is reserved before anything is written: whatever fails below gives it back.
+    let res = Reservations::new(handoff, plan.deliveries.iter().map(|d| d.2));
     if !plan.stale_keys.is_empty() {
         let sql = format!(
             "UPDATE events SET idempotency_key = NULL WHERE id IN ({})",
@@ -149,9 +155,10 @@ pub(super) fn publish(conn: &Connection, batch: &[PublishRequest]) -> Result<Vec
     let insert_delivery = format!(
         "{}VALUES {}",
         queue::DELIVERY_INSERT,
-        queue::placeholders(0, 1, 9)
+        queue::placeholders(0, 1, 10)
     );
-    for (id, e, webhook_id) in &plan.deliveries {
+    for (i, (id, e, webhook_id)) in plan.deliveries.iter().enumerate() {
+        let (owner, due) = res.lease(i, e.created_at);
         execute(
             conn,
             &insert_delivery,
@@ -162,13 +169,33 @@ pub(super) fn publish(conn: &Connection, batch: &[PublishRequest]) -> Result<Vec
                 &e.workspace_id,
                 &"pending",
                 &0i64,
+                &due,
                 &e.created_at,
                 &e.created_at,
-                &e.created_at,
+                &owner,
             ],
         )?;
     }
-    Ok(plan.out)
+    let published = Published {
+        queued: res.queued(),
+        outcomes: plan.out,
+    };
+    if !res.any() {
+        return Ok((published, HandedOff::default()));
+    }
+    // The handed-off deliveries become jobs here, from the events in hand: no claim, no
+    // re-reading.
+    let mut claimed: Vec<Claimed> = Vec::new();
+    let mut events: HashMap<String, Event> = HashMap::new();
+    for ((id, e, webhook_id), t) in plan.deliveries.iter().zip(&res.tickets) {
+        if t.is_some() {
+            claimed.push((id.clone(), 0, e.id.clone(), (*webhook_id).to_string()));
+            events.entry(e.id.clone()).or_insert_with(|| (*e).clone());
+        }
+    }
+    let jobs = jobs_for(conn, &claimed, &events, 0)?;
+    let ids: Vec<&str> = plan.deliveries.iter().map(|d| d.0.as_str()).collect();
+    Ok((published, handoff::pair(&ids, res, jobs)))
 }
 
 /// `prefix` + a placeholder per id + `)`.
@@ -198,7 +225,6 @@ pub(super) fn claim(
         return Ok(Vec::new());
     }
     let event_ids: HashSet<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
-    let webhook_ids: HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
     let sql = by_ids(
         &format!("SELECT {} FROM events e WHERE e.id IN (", queue::EVENT_COLS),
         &event_ids,
@@ -208,6 +234,18 @@ pub(super) fn claim(
     })?
     .into_iter()
     .collect();
+    jobs_for(conn, &claimed, &events, now)
+}
+
+/// The jobs of leased deliveries: their webhooks and context read by primary key. A delivery
+/// whose webhook (or event) is gone is cancelled (`now` is its time).
+fn jobs_for(
+    conn: &Connection,
+    claimed: &[Claimed],
+    events: &HashMap<String, Event>,
+    now: i64,
+) -> Result<Vec<Job>> {
+    let webhook_ids: HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
     let sql = by_ids(
         &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
         &webhook_ids,
@@ -223,7 +261,7 @@ pub(super) fn claim(
         })?
         .into_iter()
         .collect();
-    let wanted = queue::wanted_fields(&claimed, &events, &webhooks);
+    let wanted = queue::wanted_fields(claimed, events, &webhooks);
     let mut fields: HashMap<String, String> = HashMap::new();
     if !wanted.is_empty() {
         let sql = by_ids("SELECT id, fields FROM workspaces WHERE id IN (", &wanted);
@@ -233,7 +271,7 @@ pub(super) fn claim(
         .into_iter()
         .collect();
     }
-    let (jobs, gone) = queue::assemble_jobs(&claimed, &events, &webhooks, &status_paths, &fields);
+    let (jobs, gone) = queue::assemble_jobs(claimed, events, &webhooks, &status_paths, &fields);
     // The webhook was deleted after the delivery was queued: nothing to send.
     for id in gone {
         execute(conn, queue::CANCEL_CLAIMED, &[&id, &now])?;

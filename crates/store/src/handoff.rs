@@ -1,0 +1,280 @@
+//! Handing new deliveries straight to this node's delivery worker.
+//!
+//! A publish asks the worker for room for each new delivery ([`Handoff::reserve`]). A delivery
+//! with room is inserted already leased to the worker (exactly as a claim would have left it)
+//! and, once the commit returned, passed to the worker as a ready [`Job`]
+//! ([`Handoff::deliver`]); the others are inserted pending and wait for a claim. The durable
+//! record is the same either way: a crash before the attempt is recorded leaves a leased
+//! delivery whose lease expires, and it is sent again (at-least-once). What a hand-off saves is
+//! the claim: one `UPDATE` of the delivery and the re-reading of its event.
+
+use crate::Job;
+
+/// Room the worker reserved for one delivery (a request slot); dropping it gives the room back.
+/// Opaque to the store, which only carries it from [`Handoff::reserve`] to [`Handoff::deliver`].
+pub type Ticket = Box<dyn std::any::Any + Send>;
+
+/// The worker side of a hand-off.
+pub trait Handoff: Send + Sync + std::fmt::Debug {
+    /// The lease owner handed-off deliveries are leased to.
+    fn owner(&self) -> &str;
+    /// How long their lease lasts, in milliseconds.
+    fn lease_ms(&self) -> i64;
+    /// Room to start a delivery of `webhook_id` at once, or `None` (it waits for a claim).
+    fn reserve(&self, webhook_id: &str) -> Option<Ticket>;
+    /// The committed deliveries that got room, with their tickets.
+    fn deliver(&self, jobs: Vec<(Job, Ticket)>);
+}
+
+/// A publish's reservations: one entry per planned delivery, in the plan's order.
+pub(crate) struct Reservations {
+    pub tickets: Vec<Option<Ticket>>,
+    pub owner: Option<String>,
+    pub lease_ms: i64,
+}
+
+impl Reservations {
+    /// Reserves room for each delivery (by its webhook id) while the worker has some.
+    pub(crate) fn new<'a>(
+        handoff: Option<&dyn Handoff>,
+        webhooks: impl Iterator<Item = &'a str>,
+    ) -> Self {
+        match handoff {
+            None => Self {
+                tickets: webhooks.map(|_| None).collect(),
+                owner: None,
+                lease_ms: 0,
+            },
+            Some(h) => Self {
+                tickets: webhooks.map(|w| h.reserve(w)).collect(),
+                owner: Some(h.owner().to_string()),
+                lease_ms: h.lease_ms(),
+            },
+        }
+    }
+
+    /// The `lease_owner` and `next_attempt_at` of delivery `i`, created at `created_at`.
+    pub(crate) fn lease(&self, i: usize, created_at: i64) -> (Option<&str>, i64) {
+        match (&self.owner, self.tickets.get(i)) {
+            (Some(owner), Some(Some(_))) => (
+                Some(owner.as_str()),
+                created_at.saturating_add(self.lease_ms),
+            ),
+            _ => (None, created_at),
+        }
+    }
+
+    /// How many deliveries were left for a claim.
+    pub(crate) fn queued(&self) -> usize {
+        self.tickets.iter().filter(|t| t.is_none()).count()
+    }
+
+    pub(crate) fn any(&self) -> bool {
+        self.tickets.iter().any(Option::is_some)
+    }
+}
+
+/// Jobs with their tickets, once the commit returned.
+#[derive(Default)]
+pub(crate) struct HandedOff(pub Vec<(Job, Ticket)>);
+
+impl std::fmt::Debug for HandedOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HandedOff({})", self.0.len())
+    }
+}
+
+/// Pairs the jobs of the reserved deliveries with their tickets. `ids` are the planned
+/// deliveries' ids in plan order; a delivery without a job (cannot happen within the publish's
+/// own transaction) keeps its lease and is sent once it expires.
+pub(crate) fn pair(ids: &[&str], res: Reservations, jobs: Vec<Job>) -> HandedOff {
+    let mut tickets: std::collections::HashMap<&str, Ticket> = ids
+        .iter()
+        .zip(res.tickets)
+        .filter_map(|(id, t)| t.map(|t| (*id, t)))
+        .collect();
+    HandedOff(
+        jobs.into_iter()
+            .filter_map(|job| {
+                let t = tickets.remove(job.delivery_id.as_str())?;
+                Some((job, t))
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use tidings_core::event::Event;
+    use tidings_core::webhook::{Webhook, WebhookSpec};
+    use tidings_core::workspace::{Workspace, WorkspaceType};
+
+    use super::*;
+    use crate::{Backend, PublishRequest, Store};
+
+    /// Room for `room` deliveries; counts what was given back unused.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        room: AtomicUsize,
+        returned: Arc<AtomicUsize>,
+        jobs: Mutex<Vec<Job>>,
+    }
+
+    struct Room(Arc<AtomicUsize>);
+    impl Drop for Room {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Handoff for Recorder {
+        fn owner(&self) -> &str {
+            "node-test"
+        }
+        fn lease_ms(&self) -> i64 {
+            60_000
+        }
+        fn reserve(&self, _webhook_id: &str) -> Option<Ticket> {
+            let left = self.room.load(Ordering::SeqCst);
+            if left == 0 {
+                return None;
+            }
+            self.room.store(left - 1, Ordering::SeqCst);
+            Some(Box::new(Room(self.returned.clone())))
+        }
+        fn deliver(&self, jobs: Vec<(Job, Ticket)>) {
+            for (job, ticket) in jobs {
+                std::mem::forget(ticket);
+                self.jobs.lock().unwrap().push(job);
+            }
+        }
+    }
+
+    async fn store_with_webhooks(dir: &std::path::Path, n: usize) -> Store {
+        let store = Store::open(&Backend::Sqlite {
+            data_dir: dir.to_path_buf(),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        store
+            .workspace_create(&Workspace {
+                id: "acme".into(),
+                name: "Acme".into(),
+                kind: WorkspaceType::Regular,
+                parent_id: None,
+                plan: "free".into(),
+                integration_enabled: true,
+                branches: vec![],
+                business_units: vec![],
+                fields: Default::default(),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        for i in 0..n {
+            let spec: WebhookSpec = serde_json::from_value(serde_json::json!({
+                "name": format!("hook {i}"), "description": "", "applyToAllDescendants": false,
+                "url": "http://127.0.0.1:9/", "secret": "s".repeat(32), "headers": {},
+                "triggers": ["workorder.created"], "status": "enabled"
+            }))
+            .unwrap();
+            store
+                .webhook_create(&Webhook {
+                    id: format!("{i:024}"),
+                    workspace_id: "acme".into(),
+                    spec,
+                    updated: 1,
+                    disabled_reason: None,
+                    previous_secret: None,
+                    owner_client_id: None,
+                    created_at: 1,
+                })
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    fn request(id: &str) -> PublishRequest {
+        PublishRequest {
+            event: Event {
+                id: id.to_string(),
+                kind: "workorder.created".into(),
+                workspace_id: "acme".into(),
+                data: "{}".into(),
+                branch_id: None,
+                business_unit_id: None,
+                subject_id: None,
+                sender: None,
+                origin_client_id: None,
+                idempotency_key: None,
+                occurred_at: 1_000,
+                created_at: 1_000,
+            },
+            workspace_chain: vec!["acme".into()],
+            deliver: true,
+        }
+    }
+
+    /// Deliveries with room arrive as jobs, leased: a claim does not find them. The others
+    /// wait for the claim.
+    #[tokio::test]
+    async fn deliveries_with_room_are_handed_off_and_the_rest_are_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_webhooks(dir.path(), 3).await;
+        let to = Arc::new(Recorder::default());
+        to.room.store(2, Ordering::SeqCst);
+        let published = store
+            .publish_with(vec![request("evt_1")], Some(to.clone()))
+            .await
+            .unwrap();
+        assert_eq!(published.outcomes[0].deliveries, 3);
+        assert_eq!(published.queued, 1, "one delivery had no room");
+        let jobs = to.jobs.lock().unwrap().clone();
+        assert_eq!(jobs.len(), 2);
+        assert!(
+            jobs.iter()
+                .all(|j| j.event.id == "evt_1" && j.attempts == 0)
+        );
+        assert_ne!(jobs[0].webhook.id, jobs[1].webhook.id);
+        let claimed = store.claim("node-b", 2_000, 62_000, 10, &[]).await.unwrap();
+        assert_eq!(claimed.len(), 1, "handed-off deliveries are leased");
+        assert!(jobs.iter().all(|j| j.delivery_id != claimed[0].delivery_id));
+        // After the hand-off lease (created + 60 s) they are due again (at-least-once).
+        let expired = store
+            .claim("node-b", 61_001, 121_000, 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(expired.len(), 2);
+        store.close().await;
+    }
+
+    /// A publish that fails gives its reservations back and hands nothing off.
+    #[tokio::test]
+    async fn a_failed_publish_gives_the_room_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_webhooks(dir.path(), 2).await;
+        store.publish(vec![request("evt_taken")]).await.unwrap();
+        let to = Arc::new(Recorder::default());
+        to.room.store(10, Ordering::SeqCst);
+        let failed = store
+            .publish_with(
+                vec![request("evt_new"), request("evt_taken")],
+                Some(to.clone()),
+            )
+            .await;
+        assert!(failed.is_err());
+        assert!(to.jobs.lock().unwrap().is_empty());
+        assert_eq!(to.room.load(Ordering::SeqCst), 6, "room was reserved");
+        assert_eq!(
+            to.returned.load(Ordering::SeqCst),
+            4,
+            "every reservation was given back"
+        );
+        store.close().await;
+    }
+}
