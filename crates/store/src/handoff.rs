@@ -108,12 +108,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use tidings_core::event::Event;
     use tidings_core::webhook::{Webhook, WebhookSpec};
     use tidings_core::workspace::{Workspace, WorkspaceType};
 
     use super::*;
-    use crate::{Backend, PublishRequest, Store};
+    use crate::testing::request;
+    use crate::{Backend, Store};
 
     /// Room for `room` deliveries; counts what was given back unused.
     #[derive(Debug, Default)]
@@ -199,27 +199,6 @@ mod tests {
         store
     }
 
-    fn request(id: &str) -> PublishRequest {
-        PublishRequest {
-            event: Event {
-                id: id.to_string(),
-                kind: "workorder.created".into(),
-                workspace_id: "acme".into(),
-                data: "{}".into(),
-                branch_id: None,
-                business_unit_id: None,
-                subject_id: None,
-                sender: None,
-                origin_client_id: None,
-                idempotency_key: None,
-                occurred_at: 1_000,
-                created_at: 1_000,
-            },
-            workspace_chain: vec!["acme".into()],
-            deliver: true,
-        }
-    }
-
     /// Deliveries with room arrive as jobs, leased: a claim does not find them. The others
     /// wait for the claim.
     #[tokio::test]
@@ -244,7 +223,7 @@ mod tests {
         let claimed = store.claim("node-b", 2_000, 62_000, 10, &[]).await.unwrap();
         assert_eq!(claimed.len(), 1, "handed-off deliveries are leased");
         assert!(jobs.iter().all(|j| j.delivery_id != claimed[0].delivery_id));
-        // After the hand-off lease (created + 60 s) they are due again (at-least-once).
+        // After the hand-off lease (created at 1 ms, + 60 s) they are due again (at-least-once).
         let expired = store
             .claim("node-b", 61_001, 121_000, 10, &[])
             .await

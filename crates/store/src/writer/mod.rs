@@ -351,29 +351,8 @@ fn with_error(d: Done, e: &str) -> Done {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Backend, PublishRequest, Store, StoreError};
-    use tidings_core::event::Event;
-
-    fn request(id: &str) -> PublishRequest {
-        PublishRequest {
-            event: Event {
-                id: id.to_string(),
-                kind: "workorder.created".into(),
-                workspace_id: "acme".into(),
-                data: "{}".into(),
-                branch_id: None,
-                business_unit_id: None,
-                subject_id: None,
-                sender: None,
-                origin_client_id: None,
-                idempotency_key: None,
-                occurred_at: 1,
-                created_at: 1,
-            },
-            workspace_chain: vec!["acme".into()],
-            deliver: true,
-        }
-    }
+    use crate::testing::request;
+    use crate::{Backend, Store, StoreError};
 
     /// Work items sharing the writer's transaction fail alone: a publish that breaks a
     /// constraint gets its error, the others commit.
