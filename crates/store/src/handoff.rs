@@ -8,7 +8,15 @@
 //! delivery whose lease expires, and it is sent again (at-least-once). What a hand-off saves is
 //! the claim: one `UPDATE` of the delivery and the re-reading of its event.
 
+use std::collections::HashMap;
+
+use tidings_core::event::Event;
+
 use crate::Job;
+use crate::queue::Claimed;
+
+/// A planned new delivery: (id, event, webhook id).
+pub(crate) type Planned<'a> = (String, &'a Event, &'a str);
 
 /// Room the worker reserved for one delivery (a request slot); dropping it gives the room back.
 /// Opaque to the store, which only carries it from [`Handoff::reserve`] to [`Handoff::deliver`].
@@ -72,6 +80,25 @@ impl Reservations {
     pub(crate) fn any(&self) -> bool {
         self.tickets.iter().any(Option::is_some)
     }
+
+    /// The reserved deliveries as a claim would return them, with their events (from memory)
+    /// and the time of the newest one (for anything the job building has to write).
+    pub(crate) fn claimed(
+        &self,
+        planned: &[Planned<'_>],
+    ) -> (Vec<Claimed>, HashMap<String, Event>, i64) {
+        let mut claimed = Vec::new();
+        let mut events: HashMap<String, Event> = HashMap::new();
+        let mut now = 0;
+        for ((id, e, webhook_id), t) in planned.iter().zip(&self.tickets) {
+            if t.is_some() {
+                claimed.push((id.clone(), 0, e.id.clone(), (*webhook_id).to_string()));
+                events.entry(e.id.clone()).or_insert_with(|| (*e).clone());
+                now = now.max(e.created_at);
+            }
+        }
+        (claimed, events, now)
+    }
 }
 
 /// Jobs with their tickets, once the commit returned.
@@ -84,14 +111,14 @@ impl std::fmt::Debug for HandedOff {
     }
 }
 
-/// Pairs the jobs of the reserved deliveries with their tickets. `ids` are the planned
-/// deliveries' ids in plan order; a delivery without a job (cannot happen within the publish's
-/// own transaction) keeps its lease and is sent once it expires.
-pub(crate) fn pair(ids: &[&str], res: Reservations, jobs: Vec<Job>) -> HandedOff {
-    let mut tickets: std::collections::HashMap<&str, Ticket> = ids
+/// Pairs the jobs of the reserved deliveries with their tickets. A delivery without a job
+/// (cannot happen within the publish's own transaction) keeps its lease and is sent once it
+/// expires.
+pub(crate) fn pair(planned: &[Planned<'_>], res: Reservations, jobs: Vec<Job>) -> HandedOff {
+    let mut tickets: HashMap<&str, Ticket> = planned
         .iter()
         .zip(res.tickets)
-        .filter_map(|(id, t)| t.map(|t| (*id, t)))
+        .filter_map(|((id, _, _), t)| t.map(|t| (id.as_str(), t)))
         .collect();
     HandedOff(
         jobs.into_iter()

@@ -223,7 +223,7 @@ pub(crate) struct PublishPlan<'a> {
     /// New events with their (deliveries, suppressed) counts.
     pub events: Vec<(&'a Event, i64, i64)>,
     /// New deliveries: (id, event, webhook id).
-    pub deliveries: Vec<(String, &'a Event, &'a str)>,
+    pub deliveries: Vec<crate::handoff::Planned<'a>>,
 }
 
 /// Decides what a batch publishes: duplicates (in the batch or within the idempotency window)

@@ -100,28 +100,17 @@ impl SqlStore {
             tx.commit().await?;
             return Ok(published);
         }
-        // The handed-off deliveries become jobs in the same transaction, as a claim would read them.
-        let claimed: Vec<Claimed> = plan
-            .deliveries
-            .iter()
-            .zip(&res.tickets)
-            .filter(|(_, t)| t.is_some())
-            .map(|((id, e, w), _)| (id.clone(), 0, e.id.clone(), (*w).to_string()))
-            .collect();
-        // From the events in hand: reading them back by id would cost a query the planner may
-        // turn into a scan while the fresh table's statistics lag behind.
-        let mut events: HashMap<String, Event> = HashMap::new();
-        for (_, e, _) in plan.deliveries.iter().zip(&res.tickets).filter(|(_, t)| t.is_some()).map(|(d, _)| d) {
-            events.entry(e.id.clone()).or_insert_with(|| (*e).clone());
-        }
+        // The handed-off deliveries become jobs in the same transaction, from the events in
+        // hand: reading them back by id would cost a query the planner may turn into a scan
+        // while the fresh table's statistics lag behind.
+        let (claimed, events, now) = res.claimed(&plan.deliveries);
         let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
         for row in sqlx::query(queue::STATUS_PATHS).fetch_all(&mut *tx).await? {
             status_paths.insert(row.try_get("name")?, row.try_get("status_path")?);
         }
-        let jobs = self.jobs_in(&mut tx, &claimed, &events, &status_paths, 0).await?;
+        let jobs = self.jobs_in(&mut tx, &claimed, &events, &status_paths, now).await?;
         tx.commit().await?;
-        let ids: Vec<&str> = plan.deliveries.iter().map(|d| d.0.as_str()).collect();
-        let handed = handoff::pair(&ids, res, jobs);
+        let handed = handoff::pair(&plan.deliveries, res, jobs);
         if let Some(h) = handoff.filter(|_| !handed.0.is_empty()) {
             h.deliver(handed.0);
         }

@@ -185,17 +185,9 @@ pub(super) fn publish(
     }
     // The handed-off deliveries become jobs here, from the events in hand: no claim, no
     // re-reading.
-    let mut claimed: Vec<Claimed> = Vec::new();
-    let mut events: HashMap<String, Event> = HashMap::new();
-    for ((id, e, webhook_id), t) in plan.deliveries.iter().zip(&res.tickets) {
-        if t.is_some() {
-            claimed.push((id.clone(), 0, e.id.clone(), (*webhook_id).to_string()));
-            events.entry(e.id.clone()).or_insert_with(|| (*e).clone());
-        }
-    }
-    let jobs = jobs_for(conn, &claimed, &events, 0)?;
-    let ids: Vec<&str> = plan.deliveries.iter().map(|d| d.0.as_str()).collect();
-    Ok((published, handoff::pair(&ids, res, jobs)))
+    let (claimed, events, now) = res.claimed(&plan.deliveries);
+    let jobs = jobs_for(conn, &claimed, &events, now)?;
+    Ok((published, handoff::pair(&plan.deliveries, res, jobs)))
 }
 
 /// `prefix` + a placeholder per id + `)`.
