@@ -200,16 +200,21 @@ impl Server {
                     .and_then(|k| k.parse::<f64>().ok())
             })
             .map_or(0.0, |kb| kb / 1024.0);
-        let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
-                let ticks =
-                    after.get(11)?.parse::<f64>().ok()? + after.get(12)?.parse::<f64>().ok()?;
-                Some(ticks / 100.0)
-            })
-            .unwrap_or(0.0);
+        let cpu = cpu_seconds(&format!("/proc/{pid}/stat")).unwrap_or(0.0);
         (rss, cpu)
+    }
+
+    /// CPU seconds of the embedded store's writer thread so far (`None` on PostgreSQL).
+    fn writer_cpu(&self) -> Option<f64> {
+        let pid = self.child.id();
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == "tidings-writer")
+            })
+            .and_then(|t| cpu_seconds(&t.path().join("stat").to_string_lossy()))
     }
 
     fn take_data(mut self) -> tempfile::TempDir {
@@ -224,6 +229,14 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// User + system CPU seconds from a `/proc/…/stat` file.
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(stat).ok()?;
+    let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+    let ticks = after.get(11)?.parse::<f64>().ok()? + after.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn client(connections: usize) -> reqwest::Client {
@@ -456,6 +469,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     "deliveries": delivered, "deliveries_per_sec": dps.round(),
                     "delivered_equals_accepted": delivered_all && delivered == expected,
                     "peak_rss_mb": rss.round(), "cpu_seconds": cpu});
+                if let Some(w) = server.writer_cpu() {
+                    v["writer_cpu_seconds"] = json!(w);
+                }
                 if let Some(b) = baseline_rps {
                     v["ratio_to_baseline"] = json!((dps / b * 1000.0).round() / 1000.0);
                 }

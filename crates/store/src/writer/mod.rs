@@ -3,8 +3,10 @@
 //! round trip per statement through sqlx's worker.
 //!
 //! The thread takes whatever work is waiting (up to [`MAX_WORK`] items) and runs it in one
-//! transaction, each item in its own savepoint (a failing item is rolled back alone and gets its
-//! error). The transaction commits with `synchronous = FULL` (fsync before anyone is answered)
+//! transaction. The items run straight in the transaction; if one fails, the transaction is
+//! rolled back and run again with each item in its own savepoint, so the failing item is rolled
+//! back alone and gets its error (savepoints on every item cost a statement journal each; a
+//! failure is rare). The transaction commits with `synchronous = FULL` (fsync before anyone is answered)
 //! whenever it holds a publish, and with `NORMAL` otherwise: a lost claim or attempt record only
 //! repeats a delivery, and in WAL mode the next FULL commit makes those frames durable too.
 //! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
@@ -55,27 +57,75 @@ enum Work {
     },
 }
 
-/// A finished item, answered once the transaction committed.
-enum Done {
-    Publish(Result<(Published, HandedOff)>, HandoffTo, Reply<Published>),
-    Claim(Result<Vec<Job>>, Reply<Vec<Job>>),
-    Complete(Result<Vec<DisabledWebhook>>, Reply<Vec<DisabledWebhook>>),
-    Release(Result<()>, Reply<()>),
+/// What an item produced, answered once the transaction committed.
+enum Output {
+    Publish(Result<(Published, HandedOff)>),
+    Claim(Result<Vec<Job>>),
+    Complete(Result<Vec<DisabledWebhook>>),
+    Release(Result<()>),
 }
 
-impl Done {
-    /// Answers; a failed commit turns every success into that failure.
-    fn answer(self, commit: Option<&str>) {
-        fn out<T>(r: Result<T>, commit: Option<&str>) -> Result<T> {
+impl Output {
+    fn is_ok(&self) -> bool {
+        match self {
+            Self::Publish(r) => r.is_ok(),
+            Self::Claim(r) => r.is_ok(),
+            Self::Complete(r) => r.is_ok(),
+            Self::Release(r) => r.is_ok(),
+        }
+    }
+
+    /// The same item, failed with `e`.
+    fn failed(self, e: &str) -> Self {
+        let err = || StoreError::Embedded(e.to_string());
+        match self {
+            Self::Publish(_) => Self::Publish(Err(err())),
+            Self::Claim(_) => Self::Claim(Err(err())),
+            Self::Complete(_) => Self::Complete(Err(err())),
+            Self::Release(_) => Self::Release(Err(err())),
+        }
+    }
+}
+
+impl Work {
+    /// Runs the item's statements on `conn` (the open transaction or a savepoint of it).
+    fn perform(&self, conn: &Connection) -> Output {
+        match self {
+            Self::Publish(batch, handoff, _) => {
+                Output::Publish(publish(conn, batch, handoff.as_deref()))
+            }
+            Self::Claim {
+                owner,
+                now,
+                lease_until,
+                limit,
+                exclude,
+                ..
+            } => Output::Claim(claim(conn, owner, *now, *lease_until, *limit, exclude)),
+            Self::Complete {
+                owner,
+                now,
+                completions,
+                cutoff,
+                ..
+            } => Output::Complete(complete(conn, owner, *now, completions, *cutoff)),
+            Self::Release { owner, ids, at, .. } => Output::Release(release(conn, owner, ids, *at)),
+        }
+    }
+
+    /// Answers with what the item produced; a failed commit turns every success into that
+    /// failure.
+    fn answer(self, out: Output, commit: Option<&str>) {
+        fn settle<T>(r: Result<T>, commit: Option<&str>) -> Result<T> {
             match commit {
                 Some(e) => r.and(Err(StoreError::Embedded(e.to_string()))),
                 None => r,
             }
         }
         // A caller that went away does not need its answer.
-        let _ = match self {
-            Self::Publish(r, handoff, tx) => {
-                let r = out(r, commit).map(|(published, handed)| {
+        let _ = match (self, out) {
+            (Self::Publish(_, handoff, tx), Output::Publish(r)) => {
+                let r = settle(r, commit).map(|(published, handed)| {
                     // Committed: the handed-off deliveries go to the worker.
                     if let Some(h) = handoff.filter(|_| !handed.0.is_empty()) {
                         h.deliver(handed.0);
@@ -84,9 +134,19 @@ impl Done {
                 });
                 tx.send(r).map_err(drop)
             }
-            Self::Claim(r, tx) => tx.send(out(r, commit)).map_err(drop),
-            Self::Complete(r, tx) => tx.send(out(r, commit)).map_err(drop),
-            Self::Release(r, tx) => tx.send(out(r, commit)).map_err(drop),
+            (Self::Claim { reply, .. }, Output::Claim(r)) => {
+                reply.send(settle(r, commit)).map_err(drop)
+            }
+            (Self::Complete { reply, .. }, Output::Complete(r)) => {
+                reply.send(settle(r, commit)).map_err(drop)
+            }
+            (Self::Release { reply, .. }, Output::Release(r)) => {
+                reply.send(settle(r, commit)).map_err(drop)
+            }
+            (w, _) => {
+                fail(w, "internal error: an item's output does not match it");
+                Ok(())
+            }
         };
     }
 }
@@ -248,8 +308,8 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Work>) {
         if let Some(e) = &commit {
             tracing::error!(error = %e, "embedded store commit failed");
         }
-        for d in done {
-            d.answer(commit.as_deref());
+        for (w, out) in done {
+            w.answer(out, commit.as_deref());
         }
     }
 }
@@ -266,17 +326,48 @@ fn fail(w: Work, e: &str) {
     };
 }
 
-/// Runs every item in its own savepoint of one transaction, then commits.
-fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<Done>, rusqlite::Result<()>) {
+type Begun = std::result::Result<(), rusqlite::Error>;
+
+/// Runs the items in one transaction and commits. They run straight in the transaction first;
+/// only if one fails is everything rolled back and run again with each item in its own
+/// savepoint, so that the failing item loses alone (savepoints cost every item a statement
+/// journal, and failures are rare).
+fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Begun) {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return (failed_all(work, &e), Err(e)),
+    };
+    let mut outputs = Vec::with_capacity(work.len());
+    for w in &work {
+        let out = w.perform(&tx);
+        let ok = out.is_ok();
+        outputs.push(out);
+        if !ok {
+            break;
+        }
+    }
+    if outputs.len() == work.len() && outputs.last().is_none_or(Output::is_ok) {
+        let commit = tx.commit();
+        return (work.into_iter().zip(outputs).collect(), commit);
+    }
+    // One failed. Whatever the others produced is undone with the transaction (handed-off
+    // reservations are given back as their outputs drop).
+    if work.len() == 1 {
+        let rolled = tx.rollback();
+        return (work.into_iter().zip(outputs).collect(), rolled);
+    }
+    drop(outputs);
+    if let Err(e) = tx.rollback() {
+        return (failed_all(work, &e), Err(e));
+    }
+    one_savepoint_each(conn, work)
+}
+
+/// Every item in its own savepoint of one transaction: a failing item is rolled back alone.
+fn one_savepoint_each(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Begun) {
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => {
-            let msg = e.to_string();
-            for w in work {
-                fail(w, &msg);
-            }
-            return (Vec::new(), Err(e));
-        }
+        Err(e) => return (failed_all(work, &e), Err(e)),
     };
     let mut done = Vec::with_capacity(work.len());
     for w in work {
@@ -287,70 +378,34 @@ fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<Done>, rusqlite::
                 continue;
             }
         };
-        let keep;
-        let d = match w {
-            Work::Publish(batch, handoff, reply) => {
-                let r = publish(&sp, &batch, handoff.as_deref());
-                keep = r.is_ok();
-                Done::Publish(r, handoff, reply)
-            }
-            Work::Claim {
-                owner,
-                now,
-                lease_until,
-                limit,
-                exclude,
-                reply,
-            } => {
-                let r = claim(&sp, &owner, now, lease_until, limit, &exclude);
-                keep = r.is_ok();
-                Done::Claim(r, reply)
-            }
-            Work::Complete {
-                owner,
-                now,
-                completions,
-                cutoff,
-                reply,
-            } => {
-                let r = complete(&sp, &owner, now, &completions, cutoff);
-                keep = r.is_ok();
-                Done::Complete(r, reply)
-            }
-            Work::Release {
-                owner,
-                ids,
-                at,
-                reply,
-            } => {
-                let r = release(&sp, &owner, &ids, at);
-                keep = r.is_ok();
-                Done::Release(r, reply)
-            }
+        let out = w.perform(&sp);
+        // A savepoint that is not committed rolls back: the failed item leaves nothing behind.
+        let kept = if out.is_ok() {
+            sp.commit()
+        } else {
+            sp.rollback()
         };
-        // A savepoint dropped without commit rolls back: the failed item leaves nothing behind.
-        let kept = if keep { sp.commit() } else { sp.rollback() };
         done.push(match kept {
-            Ok(()) => d,
-            Err(e) => with_error(d, &e.to_string()),
+            Ok(()) => (w, out),
+            Err(e) => (w, out.failed(&e.to_string())),
         });
     }
     let commit = tx.commit();
     (done, commit)
 }
 
-fn with_error(d: Done, e: &str) -> Done {
-    let err = || StoreError::Embedded(e.to_string());
-    match d {
-        Done::Publish(_, h, r) => Done::Publish(Err(err()), h, r),
-        Done::Claim(_, r) => Done::Claim(Err(err()), r),
-        Done::Complete(_, r) => Done::Complete(Err(err()), r),
-        Done::Release(_, r) => Done::Release(Err(err()), r),
+/// Fails every item at once (nothing ran); returns nothing left to answer.
+fn failed_all(work: Vec<Work>, e: &rusqlite::Error) -> Vec<(Work, Output)> {
+    let msg = e.to_string();
+    for w in work {
+        fail(w, &msg);
     }
+    Vec::new()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{Connection, Work, transaction};
     use crate::testing::request;
     use crate::{Backend, Store, StoreError};
 
@@ -381,5 +436,48 @@ mod tests {
             store.publish(vec![request("evt_late")]).await,
             Err(StoreError::Closed)
         ));
+    }
+
+    /// Items of one transaction: the failing one in the middle is rolled back alone after the
+    /// replay, the ones before and after it commit, and each gets its own answer.
+    #[tokio::test]
+    async fn a_failure_mid_transaction_replays_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Backend::Sqlite {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        store.publish(vec![request("evt_taken")]).await.unwrap();
+        let mut conn = Connection::open(dir.path().join("tidings.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        let mut answers = Vec::new();
+        let work = ["evt_before", "evt_taken", "evt_after"]
+            .map(|id| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                answers.push(rx);
+                Work::Publish(vec![request(id)], None, tx)
+            })
+            .into_iter()
+            .collect();
+        let (done, commit) = transaction(&mut conn, work);
+        commit.unwrap();
+        assert_eq!(done.len(), 3);
+        for (w, out) in done {
+            w.answer(out, None);
+        }
+        let mut answers = answers.into_iter();
+        let before = answers.next().unwrap().await.unwrap();
+        assert_eq!(before.unwrap().outcomes[0].id, "evt_before");
+        let taken = answers.next().unwrap().await.unwrap();
+        assert!(matches!(taken, Err(StoreError::Embedded(_))), "{taken:?}");
+        let after = answers.next().unwrap().await.unwrap();
+        assert_eq!(after.unwrap().outcomes[0].id, "evt_after");
+        assert!(store.event_get("evt_before").await.unwrap().is_some());
+        assert!(store.event_get("evt_after").await.unwrap().is_some());
+        drop(conn);
+        store.close().await;
     }
 }
