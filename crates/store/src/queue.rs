@@ -23,12 +23,13 @@ pub(crate) const EVENT_INSERT: &str = "INSERT INTO events (id, type, workspace_i
 /// Columns of `INSERT INTO deliveries` for a new delivery (leased at once when handed off).
 pub(crate) const DELIVERY_INSERT: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at, lease_owner) ";
 pub(crate) const ATTEMPT_INSERT: &str = "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) ";
-/// The deliveries' next states, joined with a VALUES list of (id, state, attempts,
-/// next_attempt_at, status, outcome); `$1` is now, `$2` the lease owner. Guarded by the lease: a
-/// node whose lease expired and was taken over must not overwrite the new owner's progress.
-pub(crate) const DELIVERY_UPDATE: &str = "UPDATE deliveries SET state = v.column2, attempts = v.column3, next_attempt_at = v.column4, lease_owner = NULL, \
-     last_status = COALESCE(v.column5, deliveries.last_status), last_outcome = COALESCE(v.column6, deliveries.last_outcome), updated_at = $1 FROM (";
-pub(crate) const DELIVERY_UPDATE_END: &str = ") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = $2 AND deliveries.state = 'pending'";
+/// One delivery's next state: `$1` now, `$2` the lease owner, `$3` the delivery, then state,
+/// attempts, next_attempt_at, status and outcome. Single-row by primary key, so SQLite updates it
+/// in one pass (no temporary table, no statement journal). Guarded by the lease: a node whose
+/// lease expired and was taken over must not overwrite the new owner's progress.
+pub(crate) const DELIVERY_UPDATE: &str = "UPDATE deliveries SET state = $4, attempts = $5, next_attempt_at = $6, lease_owner = NULL, \
+     last_status = COALESCE($7, last_status), last_outcome = COALESCE($8, last_outcome), updated_at = $1 \
+     WHERE id = $3 AND lease_owner = $2 AND state = 'pending'";
 /// A success ends the failing streak. `last_success_at` is kept to the minute: the row is only
 /// rewritten when something changes, not on every success of a busy webhook.
 pub(crate) const HEALTH_OK: &str = "UPDATE webhooks SET last_success_at = $2, failing_since = NULL WHERE id = $1 \

@@ -12,6 +12,7 @@
 //! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
 //! with the PostgreSQL backend.
 
+mod checkpoint;
 mod statements;
 
 use std::path::Path;
@@ -155,6 +156,7 @@ impl Work {
 pub(crate) struct Writer {
     queue: Mutex<Option<mpsc::Sender<Work>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -179,6 +181,13 @@ impl Writer {
         conn.pragma_update(None, "cache_size", -32000)?;
         conn.pragma_update(None, "temp_store", "memory")?;
         conn.set_prepared_statement_cache_capacity(128);
+        // Checkpoints run on their own thread; the writer's is a backstop (see `checkpoint`).
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::WRITER_BACKSTOP_FRAMES,
+        )?;
+        let checkpointer = checkpoint::Checkpointer::start(path, busy_timeout)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tidings-writer".into())
@@ -187,6 +196,7 @@ impl Writer {
         Ok(Self {
             queue: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -274,6 +284,15 @@ impl Writer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        let checkpointer = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(c) = checkpointer {
+            let thread = c.stop();
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }

@@ -283,12 +283,6 @@ pub(super) fn complete(
         queue::ATTEMPT_INSERT,
         queue::placeholders(0, 1, 11)
     );
-    let update = format!(
-        "{}VALUES {}{}",
-        queue::DELIVERY_UPDATE,
-        queue::placeholders(2, 1, 6),
-        queue::DELIVERY_UPDATE_END
-    );
     for c in completions {
         if let Some(a) = &c.attempt {
             execute(
@@ -312,7 +306,7 @@ pub(super) fn complete(
         let (state, next_at, status, outcome) = queue::next_row(c, now);
         execute(
             conn,
-            &update,
+            queue::DELIVERY_UPDATE,
             &[
                 &now,
                 &owner,

@@ -1,0 +1,117 @@
+//! Background checkpoints: copying the WAL's pages back into the database file off the writer
+//! thread.
+//!
+//! SQLite's automatic checkpoint runs in the connection that commits, after its commit: on the
+//! writer thread, between two transactions everybody waits for. Here a thread with its own
+//! connection runs a `PASSIVE` checkpoint every [`INTERVAL`] (it never blocks the writer or
+//! readers, and copies each page once however often it was rewritten meanwhile). The writer
+//! keeps an automatic checkpoint as a backstop at [`WRITER_BACKSTOP_FRAMES`]: the WAL only starts
+//! over from its beginning after a checkpoint that caught up completely, which the background
+//! one rarely does under a steady stream of commits. The backstop then finds almost every frame
+//! already copied.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+/// How often the background checkpoint runs.
+pub(super) const INTERVAL: Duration = Duration::from_millis(20);
+
+/// The writer's own automatic checkpoint, in WAL frames (pages, 4 KiB each): SQLite's default
+/// is 1,000.
+pub(super) const WRITER_BACKSTOP_FRAMES: i64 = 4_000;
+
+/// The running checkpoint thread; dropping [`Checkpointer::stop`]'s sender ends it.
+pub(super) struct Checkpointer {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    /// Opens a connection to the database at `path` (WAL mode already set) and starts the thread.
+    pub(super) fn start(path: &Path, busy_timeout: Duration) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(busy_timeout)?;
+        // The database file is flushed after each checkpoint, as with the writer's own.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tidings-checkpoint".into())
+            .spawn(move || run(&conn, &stopped))
+            .map_err(|e| StoreError::DataDir(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Ends the thread after the checkpoint it may be running.
+    pub(super) fn stop(self) -> JoinHandle<()> {
+        drop(self.stop);
+        self.thread
+    }
+}
+
+fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
+    let mut failing = false;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+        // (busy, frames in the WAL, frames copied): nothing to act on; the writer's backstop
+        // covers a checkpoint that could not run.
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        match done {
+            Ok(()) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints instead");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::request;
+    use crate::{Backend, Store};
+
+    /// What a publish committed reaches the database file itself (read here with the WAL
+    /// ignored) without waiting for the writer's backstop, which one publish never reaches.
+    #[tokio::test]
+    async fn committed_pages_are_copied_into_the_database_file_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Backend::Sqlite {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        store.publish(vec![request("evt_copied")]).await.unwrap();
+        let uri = format!(
+            "file:{}?immutable=1",
+            dir.path().join("tidings.db").display()
+        );
+        let in_file = || {
+            let flags =
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+            let conn = rusqlite::Connection::open_with_flags(&uri, flags).unwrap();
+            conn.query_row(
+                "SELECT count(*) FROM events WHERE id = 'evt_copied'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            // Before the first checkpoint the file has no schema yet.
+            .unwrap_or(0)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while in_file() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the event never reached the database file"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        store.close().await;
+    }
+}
