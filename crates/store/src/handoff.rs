@@ -9,6 +9,7 @@
 //! the claim: one `UPDATE` of the delivery and the re-reading of its event.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tidings_core::event::Event;
 
@@ -86,14 +87,16 @@ impl Reservations {
     pub(crate) fn claimed(
         &self,
         planned: &[Planned<'_>],
-    ) -> (Vec<Claimed>, HashMap<String, Event>, i64) {
+    ) -> (Vec<Claimed>, HashMap<String, Arc<Event>>, i64) {
         let mut claimed = Vec::new();
-        let mut events: HashMap<String, Event> = HashMap::new();
+        let mut events: HashMap<String, Arc<Event>> = HashMap::new();
         let mut now = 0;
         for ((id, e, webhook_id), t) in planned.iter().zip(&self.tickets) {
             if t.is_some() {
                 claimed.push((id.clone(), 0, e.id.clone(), (*webhook_id).to_string()));
-                events.entry(e.id.clone()).or_insert_with(|| (*e).clone());
+                events
+                    .entry(e.id.clone())
+                    .or_insert_with(|| Arc::new((*e).clone()));
                 now = now.max(e.created_at);
             }
         }

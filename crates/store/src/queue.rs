@@ -5,6 +5,7 @@
 //! the statements below).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use tidings_core::event::{Event, Sender};
 use tidings_core::webhook::{Status, Webhook, WebhookSpec};
@@ -324,8 +325,8 @@ pub(crate) type Claimed = (String, i64, String, String);
 /// Workspaces whose `fields` are needed: those of events going to webhooks with `extraFields`.
 pub(crate) fn wanted_fields<'a>(
     claimed: &[Claimed],
-    events: &'a HashMap<String, Event>,
-    webhooks: &HashMap<String, Webhook>,
+    events: &'a HashMap<String, Arc<Event>>,
+    webhooks: &HashMap<String, Arc<Webhook>>,
 ) -> HashSet<&'a str> {
     claimed
         .iter()
@@ -342,8 +343,8 @@ pub(crate) fn wanted_fields<'a>(
 /// is gone (to cancel).
 pub(crate) fn assemble_jobs<'c>(
     claimed: &'c [Claimed],
-    events: &HashMap<String, Event>,
-    webhooks: &HashMap<String, Webhook>,
+    events: &HashMap<String, Arc<Event>>,
+    webhooks: &HashMap<String, Arc<Webhook>>,
     status_paths: &HashMap<String, Option<String>>,
     fields: &HashMap<String, String>,
 ) -> (Vec<Job>, Vec<&'c str>) {
@@ -359,8 +360,8 @@ pub(crate) fn assemble_jobs<'c>(
             delivery_id: delivery_id.clone(),
             status_path: status_paths.get(&event.kind).cloned().flatten(),
             company_fields: fields.get(&event.workspace_id).cloned(),
-            event: event.clone(),
-            webhook: webhook.clone(),
+            event: Arc::clone(event),
+            webhook: Arc::clone(webhook),
         });
     }
     (jobs, gone)

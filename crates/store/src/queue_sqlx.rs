@@ -4,6 +4,7 @@
 // fixed text: parsed and planned once per connection, whatever the batch size.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::handoff::{self, Handoff, Reservations};
 use crate::queue::{self, Claimed, Earlier, MatchRow};
@@ -155,14 +156,14 @@ impl SqlStore {
         let mut ids: Vec<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut events: HashMap<String, Event> = HashMap::new();
+        let mut events: HashMap<String, Arc<Event>> = HashMap::new();
         // The event type's statusPath comes along (no separate query).
         let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
         let sql = format!("SELECT {}, t.status_path AS e_status_path FROM events e LEFT JOIN event_types t ON t.name = e.type WHERE e.id = ANY($1)", queue::EVENT_COLS);
         for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
             let e = queue::event_from(&row)?;
             status_paths.insert(e.kind.clone(), row.try_get("e_status_path")?);
-            events.insert(e.id.clone(), e);
+            events.insert(e.id.clone(), Arc::new(e));
         }
         self.jobs_in(tx, &claimed, &events, &status_paths, now).await
     }
@@ -170,15 +171,15 @@ impl SqlStore {
     /// The jobs of leased deliveries, with their events in hand: their webhooks and context
     /// are read by primary key. A delivery whose webhook (or event) is gone is cancelled (`now`
     /// is its time).
-    async fn jobs_in(&self, tx: &mut sqlx::Transaction<'_, Db>, claimed: &[Claimed], events: &HashMap<String, Event>, status_paths: &HashMap<String, Option<String>>, now: i64) -> Result<Vec<Job>> {
+    async fn jobs_in(&self, tx: &mut sqlx::Transaction<'_, Db>, claimed: &[Claimed], events: &HashMap<String, Arc<Event>>, status_paths: &HashMap<String, Option<String>>, now: i64) -> Result<Vec<Job>> {
         let mut ids: Vec<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut webhooks: HashMap<String, Webhook> = HashMap::new();
+        let mut webhooks: HashMap<String, Arc<Webhook>> = HashMap::new();
         let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue::WEBHOOK_COLS);
         for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
             let w = queue::webhook_from(&row)?;
-            webhooks.insert(w.id.clone(), w);
+            webhooks.insert(w.id.clone(), Arc::new(w));
         }
         let wanted: Vec<&str> = queue::wanted_fields(claimed, events, &webhooks).into_iter().collect();
         let mut fields: HashMap<String, String> = HashMap::new();

@@ -1,5 +1,7 @@
 //! Records the store reads and writes that are not domain types of their own in `core`.
 
+use std::sync::Arc;
+
 use tidings_core::event::Event;
 use tidings_core::webhook::Webhook;
 
@@ -75,8 +77,9 @@ pub struct Job {
     pub delivery_id: String,
     /// Attempts already made before this one.
     pub attempts: i64,
-    pub event: Event,
-    pub webhook: Webhook,
+    /// Shared by the jobs of one event's deliveries (fan-out): not copied per delivery.
+    pub event: Arc<Event>,
+    pub webhook: Arc<Webhook>,
     /// The event type's `statusPath` (for `dataMode: statusOnly`).
     pub status_path: Option<String>,
     /// JSON text of the event workspace's `fields` (for `extraFields`).

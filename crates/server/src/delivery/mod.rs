@@ -116,7 +116,7 @@ impl Worker {
             // Disabled after the delivery was queued: nothing is sent.
             return Completion {
                 delivery_id: job.delivery_id,
-                webhook_id: job.webhook.id,
+                webhook_id: job.webhook.id.clone(),
                 disable_webhook: None,
                 attempt: None,
                 next: NextState::Cancelled,

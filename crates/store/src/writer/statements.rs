@@ -3,6 +3,7 @@
 //! PostgreSQL.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Statement};
@@ -72,8 +73,20 @@ fn query<T>(
     Ok(out)
 }
 
+/// The values of an `IN` list, padded (see [`pad`]).
 fn refs<'a>(ids: impl IntoIterator<Item = &'a &'a str>) -> Vec<&'a dyn ToSql> {
-    ids.into_iter().map(|s| s as &dyn ToSql).collect()
+    let mut v: Vec<&dyn ToSql> = ids.into_iter().map(|s| s as &dyn ToSql).collect();
+    pad(&mut v);
+    v
+}
+
+/// Pads the values of an `IN` list to a power-of-two count with repeats of the first (which
+/// change nothing, for `IN` as for `NOT IN`): a handful of statement shapes, each prepared once
+/// and cached, instead of one per list length.
+fn pad(values: &mut Vec<&dyn ToSql>) {
+    if let Some(&first) = values.first() {
+        values.resize(values.len().next_power_of_two(), first);
+    }
 }
 
 pub(super) fn publish(
@@ -84,11 +97,12 @@ pub(super) fn publish(
     let keys = queue::idempotency_keys(batch);
     let mut earlier: HashMap<String, Earlier> = HashMap::new();
     if !keys.is_empty() {
+        let args = refs(&keys);
         let sql = format!(
             "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key IN ({})",
-            queue::in_list(0, keys.len())
+            queue::in_list(0, args.len())
         );
-        for (key, x) in query(conn, &sql, &refs(&keys), |r| {
+        for (key, x) in query(conn, &sql, &args, |r| {
             Ok((
                 r.text("idempotency_key")?,
                 Earlier {
@@ -190,9 +204,9 @@ pub(super) fn publish(
     Ok((published, handoff::pair(&plan.deliveries, res, jobs)))
 }
 
-/// `prefix` + a placeholder per id + `)`.
-fn by_ids(prefix: &str, ids: &HashSet<&str>) -> String {
-    format!("{prefix}{})", queue::in_list(0, ids.len()))
+/// `prefix` + `n` placeholders + `)`.
+fn by_ids(prefix: &str, n: usize) -> String {
+    format!("{prefix}{})", queue::in_list(0, n))
 }
 
 pub(super) fn claim(
@@ -203,9 +217,12 @@ pub(super) fn claim(
     limit: i64,
     exclude: &[String],
 ) -> Result<Vec<Job>> {
+    let mut excluded: Vec<&dyn ToSql> = exclude.iter().map(|w| w as &dyn ToSql).collect();
+    pad(&mut excluded);
+    let sql = queue::claim_sql(excluded.len());
     let mut args: Vec<&dyn ToSql> = vec![&owner, &lease_until, &now, &limit];
-    args.extend(exclude.iter().map(|w| w as &dyn ToSql));
-    let claimed: Vec<Claimed> = query(conn, &queue::claim_sql(exclude.len()), &args, |r| {
+    args.extend(excluded);
+    let claimed: Vec<Claimed> = query(conn, &sql, &args, |r| {
         Ok((
             r.text("id")?,
             r.int("attempts")?,
@@ -217,12 +234,13 @@ pub(super) fn claim(
         return Ok(Vec::new());
     }
     let event_ids: HashSet<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
+    let args = refs(&event_ids);
     let sql = by_ids(
         &format!("SELECT {} FROM events e WHERE e.id IN (", queue::EVENT_COLS),
-        &event_ids,
+        args.len(),
     );
-    let events: HashMap<String, Event> = query(conn, &sql, &refs(&event_ids), |r| {
-        queue::event_from(r).map(|e| (e.id.clone(), e))
+    let events: HashMap<String, Arc<Event>> = query(conn, &sql, &args, |r| {
+        queue::event_from(r).map(|e| (e.id.clone(), Arc::new(e)))
     })?
     .into_iter()
     .collect();
@@ -234,16 +252,17 @@ pub(super) fn claim(
 fn jobs_for(
     conn: &Connection,
     claimed: &[Claimed],
-    events: &HashMap<String, Event>,
+    events: &HashMap<String, Arc<Event>>,
     now: i64,
 ) -> Result<Vec<Job>> {
     let webhook_ids: HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
+    let args = refs(&webhook_ids);
     let sql = by_ids(
         &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
-        &webhook_ids,
+        args.len(),
     );
-    let webhooks: HashMap<String, Webhook> = query(conn, &sql, &refs(&webhook_ids), |r| {
-        queue::webhook_from(r).map(|w| (w.id.clone(), w))
+    let webhooks: HashMap<String, Arc<Webhook>> = query(conn, &sql, &args, |r| {
+        queue::webhook_from(r).map(|w| (w.id.clone(), Arc::new(w)))
     })?
     .into_iter()
     .collect();
@@ -256,8 +275,12 @@ fn jobs_for(
     let wanted = queue::wanted_fields(claimed, events, &webhooks);
     let mut fields: HashMap<String, String> = HashMap::new();
     if !wanted.is_empty() {
-        let sql = by_ids("SELECT id, fields FROM workspaces WHERE id IN (", &wanted);
-        fields = query(conn, &sql, &refs(&wanted), |r| {
+        let args = refs(&wanted);
+        let sql = by_ids(
+            "SELECT id, fields FROM workspaces WHERE id IN (",
+            args.len(),
+        );
+        fields = query(conn, &sql, &args, |r| {
             Ok((r.text("id")?, r.text("fields")?))
         })?
         .into_iter()
@@ -350,9 +373,11 @@ pub(super) fn release(conn: &Connection, owner: &str, ids: &[String], at: i64) -
     if ids.is_empty() {
         return Ok(());
     }
-    let sql = format!("{}{})", queue::RELEASE, queue::in_list(2, ids.len()));
+    let mut listed: Vec<&dyn ToSql> = ids.iter().map(|i| i as &dyn ToSql).collect();
+    pad(&mut listed);
+    let sql = format!("{}{})", queue::RELEASE, queue::in_list(2, listed.len()));
     let mut args: Vec<&dyn ToSql> = vec![&owner, &at];
-    args.extend(ids.iter().map(|i| i as &dyn ToSql));
+    args.extend(listed);
     execute(conn, &sql, &args)?;
     Ok(())
 }
