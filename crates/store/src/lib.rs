@@ -243,7 +243,9 @@ forward! {
     /// Records attempts and moves deliveries on, in one transaction; keeps each webhook's
     /// failing streak and disables webhooks that answered `410 Gone` or have been failing since
     /// `disable_failing_since` or earlier. Returns the webhooks it disabled.
-    fn complete(&self, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>>;
+    /// The completions are shared, not copied: the embedded store hands them to its writer
+    /// thread, and a caller may retry with the same batch.
+    fn complete(&self, owner: &str, now: i64, completions: std::sync::Arc<[Completion]>, disable_failing_since: i64) -> Result<Vec<DisabledWebhook>>;
     /// Makes every leased delivery due now (single-node stores at start-up: no other process
     /// can hold a lease). Returns how many were released.
     fn release_all_leases(&self, now: i64) -> Result<u64>;
@@ -385,7 +387,7 @@ pub mod sqlite {
             &self,
             owner: &str,
             now: i64,
-            completions: &[Completion],
+            completions: std::sync::Arc<[Completion]>,
             disable_failing_since: i64,
         ) -> Result<Vec<DisabledWebhook>> {
             self.writer

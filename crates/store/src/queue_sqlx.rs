@@ -133,8 +133,8 @@ impl SqlStore {
         self.relaxed(async |tx| self.claim_in(tx, owner, now, lease_until, limit, exclude).await).await
     }
 
-    pub(crate) async fn complete(&self, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
-        self.relaxed(async |tx| self.complete_in(tx, owner, now, completions, disable_failing_since).await).await
+    pub(crate) async fn complete(&self, owner: &str, now: i64, completions: Arc<[Completion]>, disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
+        self.relaxed(async |tx| self.complete_in(tx, owner, now, &completions, disable_failing_since).await).await
     }
 
     pub(crate) async fn release(&self, owner: &str, ids: &[String], at: i64) -> Result<()> {

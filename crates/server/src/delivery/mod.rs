@@ -179,7 +179,7 @@ impl Worker {
     }
 
     /// Records completions and announces the webhooks that got disabled.
-    async fn complete(&self, batch: &[Completion]) -> Result<(), tidings_store::StoreError> {
+    async fn complete(&self, batch: Arc<[Completion]>) -> Result<(), tidings_store::StoreError> {
         let now = self.clock.now_ms();
         let disabled = self
             .store
@@ -240,7 +240,7 @@ impl Worker {
         for job in jobs {
             done.push(self.attempt(job).await);
         }
-        self.complete(&done).await?;
+        self.complete(done.into()).await?;
         Ok(n)
     }
 
@@ -467,8 +467,9 @@ impl Worker {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 512).await > 0 {
             let mut tries = 0;
+            let shared: Arc<[Completion]> = std::mem::take(&mut batch).into();
             loop {
-                match self.complete(&batch).await {
+                match self.complete(shared.clone()).await {
                     Ok(()) => break,
                     Err(e) if tries < 5 => {
                         tries += 1;
@@ -477,12 +478,11 @@ impl Worker {
                     }
                     Err(e) => {
                         // The deliveries stay leased and are sent again when the lease expires.
-                        tracing::error!(error = ?e, count = batch.len(), "could not record attempts; they will be repeated");
+                        tracing::error!(error = ?e, count = shared.len(), "could not record attempts; they will be repeated");
                         break;
                     }
                 }
             }
-            batch.clear();
         }
     }
 }

@@ -46,7 +46,7 @@ enum Work {
     Complete {
         owner: String,
         now: i64,
-        completions: Vec<Completion>,
+        completions: Arc<[Completion]>,
         cutoff: i64,
         reply: Reply<Vec<DisabledWebhook>>,
     },
@@ -247,10 +247,10 @@ impl Writer {
         &self,
         owner: &str,
         now: i64,
-        completions: &[Completion],
+        completions: Arc<[Completion]>,
         cutoff: i64,
     ) -> Result<Vec<DisabledWebhook>> {
-        let (owner, completions) = (owner.to_string(), completions.to_vec());
+        let owner = owner.to_string();
         self.submit(|reply| Work::Complete {
             owner,
             now,
