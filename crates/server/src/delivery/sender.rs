@@ -81,6 +81,8 @@ type TokenCache = HashMap<(String, String), (String, i64)>;
 struct Target {
     url: reqwest::Url,
     origin: String,
+    /// The host, when it is an IP literal (never resolved, so checked before sending).
+    ip: Option<IpAddr>,
 }
 
 /// Parsed webhook URLs by their text: parsing (with IDNA) on every request was a measurable
@@ -194,6 +196,7 @@ impl Sender {
         let parsed = reqwest::Url::parse(url).ok()?;
         let target = Arc::new(Target {
             origin: parsed.origin().ascii_serialization(),
+            ip: literal_ip(&parsed),
             url: parsed,
         });
         if cache.len() >= CACHE_BOUND {
@@ -308,7 +311,7 @@ impl Sender {
             retry_after: None,
         };
         // IP literals never reach the resolver, so they are checked here.
-        if let Some(ip) = literal_ip(&webhook.spec.url)
+        if let Some(ip) = target.as_ref().and_then(|t| t.ip)
             && !self.policy.permits(ip)
         {
             return fail(Outcome::BlockedAddress, BlockedAddress(ip).to_string());
@@ -395,8 +398,8 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn literal_ip(url: &str) -> Option<IpAddr> {
-    match url::Url::parse(url).ok()?.host()? {
+fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
+    match url.host()? {
         url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
         url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
         url::Host::Domain(_) => None,
