@@ -23,6 +23,18 @@ mod writer;
 pub(crate) mod testing {
     use tidings_core::event::Event;
 
+    /// A migrated embedded store in a fresh temporary directory (kept alive by the guard).
+    pub(crate) async fn embedded() -> (tempfile::TempDir, crate::Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(&crate::Backend::Sqlite {
+            data_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        (dir, store)
+    }
+
     /// A publish of a `workorder.created` event `id` in workspace `acme`, created at 1 ms.
     pub(crate) fn request(id: &str) -> crate::PublishRequest {
         crate::PublishRequest {

@@ -74,19 +74,12 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use crate::testing::request;
-    use crate::{Backend, Store};
 
     /// What a publish committed reaches the database file itself (read here with the WAL
     /// ignored) without waiting for the writer's backstop, which one publish never reaches.
     #[tokio::test]
     async fn committed_pages_are_copied_into_the_database_file_in_the_background() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Backend::Sqlite {
-            data_dir: dir.path().to_path_buf(),
-        })
-        .await
-        .unwrap();
-        store.migrate().await.unwrap();
+        let (dir, store) = crate::testing::embedded().await;
         store.publish(vec![request("evt_copied")]).await.unwrap();
         let uri = format!(
             "file:{}?immutable=1",

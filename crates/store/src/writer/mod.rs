@@ -425,20 +425,14 @@ fn failed_all(work: Vec<Work>, e: &rusqlite::Error) -> Vec<(Work, Output)> {
 #[cfg(test)]
 mod tests {
     use super::{Connection, Work, transaction};
+    use crate::StoreError;
     use crate::testing::request;
-    use crate::{Backend, Store, StoreError};
 
     /// Work items sharing the writer's transaction fail alone: a publish that breaks a
     /// constraint gets its error, the others commit.
     #[tokio::test]
     async fn a_failing_item_does_not_take_the_others_down() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Backend::Sqlite {
-            data_dir: dir.path().to_path_buf(),
-        })
-        .await
-        .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = crate::testing::embedded().await;
         store.publish(vec![request("evt_taken")]).await.unwrap();
         let bad = vec![request("evt_new_but_bad"), request("evt_taken")];
         let good = vec![request("evt_fine")];
@@ -461,13 +455,7 @@ mod tests {
     /// replay, the ones before and after it commit, and each gets its own answer.
     #[tokio::test]
     async fn a_failure_mid_transaction_replays_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Backend::Sqlite {
-            data_dir: dir.path().to_path_buf(),
-        })
-        .await
-        .unwrap();
-        store.migrate().await.unwrap();
+        let (dir, store) = crate::testing::embedded().await;
         store.publish(vec![request("evt_taken")]).await.unwrap();
         let mut conn = Connection::open(dir.path().join("tidings.db")).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(5))
