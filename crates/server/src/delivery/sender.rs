@@ -184,28 +184,6 @@ impl Sender {
         })
     }
 
-    /// The parsed URL, from the cache when it was parsed before; `None` if it does not parse.
-    fn target(&self, url: &str) -> Option<Arc<Target>> {
-        let mut cache = self
-            .urls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = cache.get(url) {
-            return Some(t.clone());
-        }
-        let parsed = reqwest::Url::parse(url).ok()?;
-        let target = Arc::new(Target {
-            origin: parsed.origin().ascii_serialization(),
-            ip: literal_ip(&parsed),
-            url: parsed,
-        });
-        if cache.len() >= CACHE_BOUND {
-            cache.clear();
-        }
-        cache.insert(url.to_string(), target.clone());
-        Some(target)
-    }
-
     /// The bearer token for a webhook: signed once and reused until shortly before it expires.
     fn bearer(&self, webhook: &Webhook, target: Option<&Target>, now_secs: i64) -> Option<String> {
         let key = (webhook.id.clone(), target?.origin.clone());
@@ -246,7 +224,7 @@ impl Sender {
             company_fields: n.company_fields,
         });
         let body = built.body;
-        let target = self.target(&webhook.spec.url);
+        let target = target(&self.urls, &webhook.spec.url);
         let mut headers = HeaderMap::new();
         let mut set = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
@@ -398,6 +376,27 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The parsed URL, from `cache` when it was parsed before; `None` if it does not parse.
+fn target(cache: &Mutex<UrlCache>, url: &str) -> Option<Arc<Target>> {
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(t) = cache.get(url) {
+        return Some(t.clone());
+    }
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let target = Arc::new(Target {
+        origin: parsed.origin().ascii_serialization(),
+        ip: literal_ip(&parsed),
+        url: parsed,
+    });
+    if cache.len() >= CACHE_BOUND {
+        cache.clear();
+    }
+    cache.insert(url.to_string(), target.clone());
+    Some(target)
+}
+
 fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
     match url.host()? {
         url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
@@ -486,6 +485,24 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn webhook_urls_are_parsed_once_with_their_origin_and_ip_literal() {
+        let cache = Mutex::default();
+        let a = target(&cache, "https://Hooks.Example.com:8443/in?x=1").unwrap();
+        let again = target(&cache, "https://Hooks.Example.com:8443/in?x=1").unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &again),
+            "the second use comes from the cache"
+        );
+        assert_eq!(a.origin, "https://hooks.example.com:8443");
+        assert_eq!(a.ip, None);
+        let ip = target(&cache, "http://127.0.0.1:9000/").unwrap();
+        assert_eq!(ip.ip, Some(IpAddr::from([127, 0, 0, 1])));
+        let v6 = target(&cache, "http://[::1]/").unwrap();
+        assert_eq!(v6.ip, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+        assert!(target(&cache, "not a url").is_none());
     }
 
     #[test]

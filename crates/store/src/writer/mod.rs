@@ -6,8 +6,8 @@
 //! transaction. The items run straight in the transaction; if one fails, the transaction is
 //! rolled back and run again with each item in its own savepoint, so the failing item is rolled
 //! back alone and gets its error (savepoints on every item cost a statement journal each; a
-//! failure is rare). The transaction commits with `synchronous = FULL` (fsync before anyone is answered)
-//! whenever it holds a publish, and with `NORMAL` otherwise: a lost claim or attempt record only
+//! failure is rare). The transaction commits with `synchronous = FULL` (fsync before anyone is
+//! answered) whenever it holds a publish, and with `NORMAL` otherwise: a lost claim or attempt record only
 //! repeats a delivery, and in WAL mode the next FULL commit makes those frames durable too.
 //! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
 //! with the PostgreSQL backend.
@@ -345,17 +345,19 @@ fn fail(w: Work, e: &str) {
     };
 }
 
-type Begun = std::result::Result<(), rusqlite::Error>;
+/// How the transaction ended (its commit, or the rollback of a lone failed item).
+type Ended = std::result::Result<(), rusqlite::Error>;
 
 /// Runs the items in one transaction and commits. They run straight in the transaction first;
 /// only if one fails is everything rolled back and run again with each item in its own
 /// savepoint, so that the failing item loses alone (savepoints cost every item a statement
 /// journal, and failures are rare).
-fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Begun) {
+fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Ended) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return (failed_all(work, &e), Err(e)),
     };
+    // Stops at the first failure, so the last output tells whether all succeeded.
     let mut outputs = Vec::with_capacity(work.len());
     for w in &work {
         let out = w.perform(&tx);
@@ -365,7 +367,7 @@ fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, 
             break;
         }
     }
-    if outputs.len() == work.len() && outputs.last().is_none_or(Output::is_ok) {
+    if outputs.last().is_none_or(Output::is_ok) {
         let commit = tx.commit();
         return (work.into_iter().zip(outputs).collect(), commit);
     }
@@ -383,7 +385,7 @@ fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, 
 }
 
 /// Every item in its own savepoint of one transaction: a failing item is rolled back alone.
-fn one_savepoint_each(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Begun) {
+fn one_savepoint_each(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Ended) {
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return (failed_all(work, &e), Err(e)),
