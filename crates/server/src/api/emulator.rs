@@ -14,7 +14,7 @@ use tidings_core::webhook::{Webhook, WebhookInput};
 use tidings_core::workspace::Workspace;
 
 use crate::auth::extract::Integrator;
-use crate::delivery::sender::Notification;
+use crate::delivery::sender::{MAX_RESPONSE_BODY, Notification};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -96,7 +96,10 @@ pub async fn emulate(
             method: "POST".into(),
             url: webhook.spec.url.clone(),
             headers: result.request_headers,
-            body: result.request_body,
+            body: String::from_utf8_lossy(
+                &result.request_body[..result.request_body.len().min(MAX_RESPONSE_BODY)],
+            )
+            .into_owned(),
         },
         response,
     }))

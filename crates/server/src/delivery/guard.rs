@@ -3,11 +3,14 @@
 //! literals before sending and for every address DNS returns; the connection uses only the
 //! addresses that passed (no second lookup, so no DNS rebinding).
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use hyper_util::client::legacy::connect::dns::Name;
 use ipnet::IpNet;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Decides which addresses deliveries may reach.
 #[derive(Debug, Clone, Default)]
@@ -100,41 +103,52 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || s[0] == 0x2002) // 6to4
 }
 
-/// A DNS resolver for the HTTP client that drops refused addresses.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The HTTP client's resolver: resolves with the system resolver, then drops the addresses the
+/// policy refuses (all refused: [`BlockedAddress`]). IP literals never reach it; the sender
+/// checks those itself.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     pub policy: Arc<AddressPolicy>,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| {
-                    Box::new(DnsFailure {
-                        host: host.clone(),
-                        message: e.to_string(),
-                    }) as Box<dyn std::error::Error + Send + Sync>
+                .map_err(|e| DnsFailure {
+                    host: host.clone(),
+                    message: e.to_string(),
                 })?
                 .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(DnsFailure {
+            let Some(first) = addrs.first() else {
+                return Err(DnsFailure {
                     host,
                     message: "no addresses".into(),
-                }) as _);
-            }
+                }
+                .into());
+            };
+            let first = first.ip();
             let allowed: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
+                .into_iter()
                 .filter(|a| policy.permits(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                return Err(Box::new(BlockedAddress(addrs[0].ip())) as _);
+                return Err(BlockedAddress(first).into());
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }

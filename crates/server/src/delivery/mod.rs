@@ -13,6 +13,7 @@
 //! `concurrency` slots.
 
 mod claims;
+pub mod client;
 pub mod guard;
 pub mod handoff;
 pub mod sender;
@@ -499,7 +500,7 @@ mod tests {
     ) -> AttemptResult {
         AttemptResult {
             outcome,
-            request_body: String::new(),
+            request_body: Default::default(),
             status,
             request_headers: Default::default(),
             response_headers: Default::default(),

@@ -8,14 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use tidings_core::event::Event;
 use tidings_core::payload::{self, PayloadContext};
 use tidings_core::signature;
 use tidings_core::webhook::{AuthMode, Toggle, Webhook};
 
-use super::guard::{AddressPolicy, BlockedAddress, DnsFailure, GuardedResolver};
+use super::client::{self, Client};
+use super::guard::{AddressPolicy, BlockedAddress, DnsFailure};
 use crate::auth::keys::Keys;
 
 /// Lifetime of the bearer token sent to receivers.
@@ -33,8 +36,8 @@ pub const USER_AGENT: &str = concat!("Tidings/", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub outcome: Outcome,
-    /// The body sent (up to [`MAX_RESPONSE_BODY`], for the emulator's report).
-    pub request_body: String,
+    /// The body sent (shared with the request, not copied; the emulator reports it).
+    pub request_body: Bytes,
     pub status: Option<u16>,
     pub request_headers: BTreeMap<String, String>,
     pub response_headers: BTreeMap<String, String>,
@@ -79,7 +82,8 @@ type TokenCache = HashMap<(String, String), (String, i64)>;
 /// A webhook URL parsed once, with its origin (a bearer token's audience).
 #[derive(Debug)]
 struct Target {
-    url: reqwest::Url,
+    /// The request target (`None`: the URL is no valid HTTP URI).
+    uri: Option<hyper::Uri>,
     origin: String,
     /// The host, when it is an IP literal (never resolved, so checked before sending).
     ip: Option<IpAddr>,
@@ -118,12 +122,14 @@ pub struct NotificationClaims {
 }
 
 /// The outbound HTTP client: pooled keep-alive connections, no redirects, no proxies, the SSRF
-/// guard as its resolver. Two pools: one verifies TLS certificates, one (for webhooks with
-/// `sslVerification: disabled`) does not.
+/// guard as its resolver ([`client`]). Two pools: one verifies TLS certificates, one (for
+/// webhooks with `sslVerification: disabled`) does not.
 #[derive(Clone)]
 pub struct Sender {
-    verifying: reqwest::Client,
-    insecure: reqwest::Client,
+    verifying: Client,
+    insecure: Client,
+    /// Timeout of one attempt: connecting, sending, and reading the answer.
+    timeout: Duration,
     policy: Arc<AddressPolicy>,
     keys: Arc<Keys>,
     issuer: String,
@@ -140,42 +146,34 @@ impl std::fmt::Debug for Sender {
     }
 }
 
-/// `idle_per_host` keep-alive connections stay open per host: as many as requests can be in
-/// flight, so webhooks sharing a receiver host (or one fast webhook) never reconnect per request.
-fn client(
-    policy: &Arc<AddressPolicy>,
-    timeout: Duration,
-    verify: bool,
-    idle_per_host: usize,
-) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(idle_per_host)
-        .http1_only()
-        .user_agent(USER_AGENT)
-        .dns_resolver(Arc::new(GuardedResolver {
-            policy: policy.clone(),
-        }))
-        .danger_accept_invalid_certs(!verify)
-        .build()
-}
-
 impl Sender {
+    fn timed_out(&self) -> String {
+        format!(
+            "no answer within {}",
+            humantime::format_duration(self.timeout)
+        )
+    }
+
     pub fn new(
         policy: AddressPolicy,
         timeout: Duration,
         concurrency: usize,
         keys: Arc<Keys>,
         issuer: String,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, rustls::Error> {
         let policy = Arc::new(policy);
+        // As many idle connections per host as requests can be in flight, so webhooks sharing
+        // a receiver host (or one fast webhook) never reconnect per request.
+        let settings = |verify| client::Settings {
+            policy: policy.clone(),
+            connect_timeout: timeout.min(Duration::from_secs(10)),
+            idle_per_host: concurrency,
+            verify,
+        };
         Ok(Self {
-            verifying: client(&policy, timeout, true, concurrency)?,
-            insecure: client(&policy, timeout, false, concurrency)?,
+            verifying: client::build(&settings(true))?,
+            insecure: client::build(&settings(false))?,
+            timeout,
             policy,
             keys,
             issuer,
@@ -232,6 +230,7 @@ impl Sender {
             }
         };
         set("content-type", built.content_type);
+        set("user-agent", USER_AGENT);
         set("event-type", &n.event.kind);
         set("webhook-id", n.message_id);
         set("webhook-timestamp", &timestamp.to_string());
@@ -274,8 +273,7 @@ impl Sender {
             }
         }
         let request_headers = redacted(&headers);
-        let request_body =
-            String::from_utf8_lossy(&body[..body.len().min(MAX_RESPONSE_BODY)]).into_owned();
+        let request_body = Bytes::from(body);
         let started = Instant::now();
         let fail = |outcome: Outcome, error: String| AttemptResult {
             outcome,
@@ -298,27 +296,35 @@ impl Sender {
             Toggle::Enabled => &self.verifying,
             Toggle::Disabled => &self.insecure,
         };
-        let request = match &target {
-            Some(t) => client.post(t.url.clone()),
-            // Let the client report what is wrong with it.
-            None => client.post(&webhook.spec.url),
+        let Some(uri) = target.as_ref().and_then(|t| t.uri.clone()) else {
+            return fail(
+                Outcome::Connect,
+                "the webhook URL is not a valid HTTP URL".into(),
+            );
         };
-        let result = request.headers(headers).body(body).send().await;
-        let mut response = match result {
-            Ok(r) => r,
-            Err(e) => {
+        let mut request = hyper::Request::new(Full::new(request_body.clone()));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        // One deadline for the whole attempt: connecting, sending, the answer and its body.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
                 let (outcome, message) = classify(&e);
                 return fail(outcome, message);
             }
+            Err(_) => return fail(Outcome::Timeout, self.timed_out()),
         };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
+        let (parts, mut incoming) = response.into_parts();
+        let status = parts.status;
+        let retry_after = parts
+            .headers
+            .get(hyper::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        let response_headers = response
-            .headers()
+        let response_headers = parts
+            .headers
             .iter()
             .map(|(k, v)| {
                 (
@@ -329,19 +335,22 @@ impl Sender {
             .collect();
         let mut captured: Vec<u8> = Vec::new();
         let mut error = None;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = MAX_RESPONSE_BODY - captured.len();
-                    captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if captured.len() >= MAX_RESPONSE_BODY {
-                        break;
+        while captured.len() < MAX_RESPONSE_BODY {
+            match tokio::time::timeout_at(deadline, incoming.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(chunk) = frame.into_data() {
+                        let room = MAX_RESPONSE_BODY - captured.len();
+                        captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     }
                 }
                 Ok(None) => break,
-                Err(e) => {
-                    // The status already arrived; a body cut short does not change the outcome.
+                // The status already arrived; a body cut short does not change the outcome.
+                Ok(Some(Err(e))) => {
                     error = Some(format!("reading the response body: {}", classify(&e).1));
+                    break;
+                }
+                Err(_) => {
+                    error = Some(format!("reading the response body: {}", self.timed_out()));
                     break;
                 }
             }
@@ -384,11 +393,11 @@ fn target(cache: &Mutex<UrlCache>, url: &str) -> Option<Arc<Target>> {
     if let Some(t) = cache.get(url) {
         return Some(t.clone());
     }
-    let parsed = reqwest::Url::parse(url).ok()?;
+    let parsed = url::Url::parse(url).ok()?;
     let target = Arc::new(Target {
         origin: parsed.origin().ascii_serialization(),
         ip: literal_ip(&parsed),
-        url: parsed,
+        uri: parsed.as_str().parse().ok(),
     });
     if cache.len() >= CACHE_BOUND {
         cache.clear();
@@ -397,7 +406,7 @@ fn target(cache: &Mutex<UrlCache>, url: &str) -> Option<Arc<Target>> {
     Some(target)
 }
 
-fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
+fn literal_ip(url: &url::Url) -> Option<IpAddr> {
     match url.host()? {
         url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
         url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
@@ -430,10 +439,11 @@ fn redacted(headers: &HeaderMap) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Maps a client error to an outcome code and a message without secrets.
-fn classify(e: &reqwest::Error) -> (Outcome, String) {
+/// Maps a client error to an outcome code and a message without secrets (the client's errors
+/// never name the URL).
+fn classify(e: &(dyn std::error::Error + 'static)) -> (Outcome, String) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut chain = Vec::new();
+    let mut chain: Vec<String> = Vec::new();
     while let Some(err) = source {
         if let Some(b) = err.downcast_ref::<BlockedAddress>() {
             return (Outcome::BlockedAddress, b.to_string());
@@ -441,27 +451,25 @@ fn classify(e: &reqwest::Error) -> (Outcome, String) {
         if let Some(d) = err.downcast_ref::<DnsFailure>() {
             return (Outcome::Dns, d.to_string());
         }
-        chain.push(err.to_string());
+        let text = err.to_string();
+        // Layers often repeat their cause's text.
+        if !chain.last().is_some_and(|last| last.contains(&text)) {
+            chain.push(text);
+        }
         source = err.source();
     }
     let text = chain.join(": ");
-    let outcome = if e.is_timeout() {
-        Outcome::Timeout
-    } else if text.contains("certificate")
+    let outcome = if text.contains("certificate")
         || text.contains("tls")
         || text.contains("TLS")
         || text.contains("handshake")
     {
         Outcome::Tls
+    } else if text.contains("timed out") {
+        Outcome::Timeout
     } else {
         Outcome::Connect
     };
-    // reqwest's messages name the URL; strip query strings that might carry tokens.
-    let text = e.url().map_or(text.clone(), |u| {
-        let mut clean = u.clone();
-        clean.set_query(None);
-        text.replace(u.as_str(), clean.as_str())
-    });
     (outcome, text)
 }
 
