@@ -414,15 +414,17 @@ fn literal_ip(url: &url::Url) -> Option<IpAddr> {
     }
 }
 
-/// Header names whose values are credentials: recorded as `***`.
+/// Header names whose values are credentials: recorded as `***`. `name` is lower case, as every
+/// `HeaderName` is; the headers Tidings sets itself are answered without a search.
 fn is_sensitive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n == "authorization"
-        || n == "proxy-authorization"
-        || n == "cookie"
-        || ["token", "secret", "password", "api-key", "apikey", "auth"]
+    match name {
+        "content-type" | "user-agent" | "event-type" | "webhook-id" | "webhook-timestamp"
+        | "webhook-signature" => false,
+        "authorization" | "proxy-authorization" | "cookie" => true,
+        n => ["token", "secret", "password", "api-key", "apikey", "auth"]
             .iter()
-            .any(|s| n.contains(s))
+            .any(|s| n.contains(s)),
+    }
 }
 
 fn redacted(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -519,9 +521,13 @@ mod tests {
         h.insert("authorization", HeaderValue::from_static("Bearer abc"));
         h.insert("x-api-key", HeaderValue::from_static("k"));
         h.insert("x-request-id", HeaderValue::from_static("r1"));
+        h.insert("x-auth-token", HeaderValue::from_static("t"));
+        h.insert("webhook-signature", HeaderValue::from_static("v1,abc"));
         let r = redacted(&h);
         assert_eq!(r["authorization"], "***");
         assert_eq!(r["x-api-key"], "***");
+        assert_eq!(r["x-auth-token"], "***");
         assert_eq!(r["x-request-id"], "r1");
+        assert_eq!(r["webhook-signature"], "v1,abc");
     }
 }
