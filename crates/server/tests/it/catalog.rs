@@ -190,8 +190,56 @@ async fn loopback_receivers_are_blocked_without_an_allow_list(backend: Backend) 
     assert!(rx.received().is_empty());
 }
 
+/// A receiver that takes the connection, writes `answer` (maybe nothing) and then holds the
+/// connection open without another byte.
+async fn stalling_receiver(answer: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 64 * 1024];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(answer).await;
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn the_timeout_covers_the_answer_and_a_body_cut_short_keeps_its_status(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TIDINGS_DELIVERY__TIMEOUT", "1s")]).await;
+    let who = app.integrator("acme").await;
+    let emulate = |addr: std::net::SocketAddr| {
+        app.as_integrator(&who, Method::POST, "/v1/emulator")
+            .json(&json!({"applyToAllDescendants": false, "url": format!("http://{addr}/"), "triggers": ["contract.send"], "status": "enabled"}))
+            .send()
+    };
+    // Connected, but no answer at all.
+    let silent = stalling_receiver(b"").await;
+    let report: Value = emulate(silent).await.unwrap().json().await.unwrap();
+    assert_eq!(report["outcome"], "timeout", "{report}");
+    assert!(report["response"].is_null(), "{report}");
+    // The status arrives, the body never finishes: the status decides, the error says why the
+    // body is short.
+    let partial = stalling_receiver(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial").await;
+    let report: Value = emulate(partial).await.unwrap().json().await.unwrap();
+    assert_eq!(report["outcome"], "ok", "{report}");
+    assert_eq!(report["response"]["status"], 200, "{report}");
+    assert_eq!(report["response"]["body"], "partial", "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("reading the response body")),
+        "{report}"
+    );
+}
+
 crate::both_backends!(
     operators_define_event_types_and_their_schema_is_enforced,
     the_emulator_sends_a_real_notification_and_reports_it,
     loopback_receivers_are_blocked_without_an_allow_list,
+    the_timeout_covers_the_answer_and_a_body_cut_short_keeps_its_status,
 );
