@@ -13,6 +13,9 @@ use tidings_core::secret::Secret;
 /// The embedded defaults, with a comment on every setting.
 pub const DEFAULT_TOML: &str = include_str!("../../../config.default.toml");
 
+/// The most threads `delivery.threads` may ask for.
+const MAX_DELIVERY_THREADS: usize = 256;
+
 /// Keys that have no value in the defaults file but may be set.
 const OPTIONAL_STRINGS: &[&str] = &[];
 
@@ -73,6 +76,7 @@ struct RawDelivery {
     per_webhook_concurrency_max: usize,
     #[serde(with = "humantime_serde")]
     auto_disable_after: Duration,
+    threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +140,8 @@ pub struct DeliveryConfig {
     pub per_webhook_concurrency_max: usize,
     /// Failing this long without a success disables a webhook.
     pub auto_disable_after: Duration,
+    /// Threads of the worker's own runtime (resolved: at least 1).
+    pub threads: usize,
 }
 
 /// Validated configuration.
@@ -308,6 +314,12 @@ impl RawConfig {
         if d.concurrency == 0 {
             return Err(invalid("delivery.concurrency", "must be at least 1"));
         }
+        if d.threads > MAX_DELIVERY_THREADS {
+            return Err(invalid(
+                "delivery.threads",
+                format!("must be at most {MAX_DELIVERY_THREADS} (0: one per CPU core)"),
+            ));
+        }
         if !tidings_core::workspace::valid_id(&self.operational.workspace) {
             return Err(invalid(
                 "operational.workspace",
@@ -346,6 +358,10 @@ impl RawConfig {
                     .per_webhook_concurrency_max
                     .max(d.per_webhook_concurrency.max(1)),
                 auto_disable_after: d.auto_disable_after,
+                threads: match d.threads {
+                    0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                    n => n,
+                },
             },
             db_max_connections: self.database.max_connections,
             publish_batch: self.database.publish_batch.max(1),
@@ -462,6 +478,11 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert!(c.database_url.is_none());
         assert_eq!(c.delivery.retry, RetrySchedule::default());
+        // 0 (the default) resolves to one thread per CPU core.
+        assert_eq!(
+            c.delivery.threads,
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        );
         assert_eq!(c.token_ttl, Duration::from_secs(86400));
     }
 
@@ -475,6 +496,7 @@ mod tests {
                 ("TIDINGS_ALLOW_ADDRESSES", "127.0.0.0/8,::1"),
                 ("TIDINGS_DELIVERY__TIMEOUT", "2s"),
                 ("TIDINGS_DELIVERY__CONCURRENCY", "7"),
+                ("TIDINGS_DELIVERY__THREADS", "3"),
                 ("TIDINGS_OPERATOR_KEY", "1234567890123456"),
             ]),
         )
@@ -484,6 +506,7 @@ mod tests {
         assert_eq!(c.allow_addresses.len(), 2);
         assert_eq!(c.delivery.timeout, Duration::from_secs(2));
         assert_eq!(c.delivery.concurrency, 7);
+        assert_eq!(c.delivery.threads, 3);
         assert_eq!(c.operator_key.unwrap().expose(), "1234567890123456");
     }
 
@@ -500,6 +523,9 @@ mod tests {
         let e =
             Config::load_from(None, &env(&[("TIDINGS_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(e.to_string().contains("database_url"), "{e}");
+        let e =
+            Config::load_from(None, &env(&[("TIDINGS_DELIVERY__THREADS", "100000")])).unwrap_err();
+        assert!(e.to_string().contains("delivery.threads"), "{e}");
     }
 
     #[test]

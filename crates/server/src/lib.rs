@@ -134,6 +134,28 @@ pub struct RunningServer {
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
     store: Store,
+    /// Dropped last, after the worker has finished.
+    _delivery: Option<DeliveryRuntime>,
+}
+
+/// The delivery worker's own tokio runtime (`delivery.threads` threads named
+/// `tidings-delivery`). The worker, its notification tasks and the HTTP client's connections run
+/// there; the API, the publisher and retention stay on the caller's runtime. On one shared
+/// runtime a publish request queued behind thousands of notification tasks at every step, and
+/// with a closed-loop publisher that latency capped throughput (ADR 0006).
+///
+/// Dropped without blocking: a runtime must not be dropped where blocking is not allowed (any
+/// async context), so whatever is left (idle pooled connections) is abandoned to
+/// `shutdown_background`. [`RunningServer::shutdown`] has waited for the worker before that.
+#[derive(Debug)]
+struct DeliveryRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for DeliveryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl RunningServer {
@@ -214,6 +236,7 @@ pub async fn start(
         config.public_url.clone(),
     )
     .context("building the HTTP client")?;
+    let mut delivery_runtime = None;
     if let Some(intake) = intake {
         let worker = Worker {
             store: store.clone(),
@@ -226,7 +249,18 @@ pub async fn start(
             operational_workspace: config.operational_workspace.clone(),
             metrics: metrics.clone(),
         };
-        tasks.spawn(worker.run(shutdown.clone(), intake));
+        // Its own threads: see `DeliveryRuntime`.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.delivery.threads)
+            .thread_name("tidings-delivery")
+            .enable_all()
+            .build()
+            .context("starting the delivery worker's threads")?;
+        let running = runtime.spawn(worker.run(shutdown.clone(), intake));
+        delivery_runtime = Some(DeliveryRuntime(Some(runtime)));
+        tasks.spawn(async move {
+            let _ = running.await;
+        });
     }
 
     tasks.spawn(retention(
@@ -275,6 +309,7 @@ pub async fn start(
         shutdown,
         tasks,
         store,
+        _delivery: delivery_runtime,
     })
 }
 
