@@ -278,9 +278,12 @@ impl Worker {
         // Claim size adapts: halved when a claim brought more than could start or wait locally
         // (one busy webhook), doubled while claims come back full and usable.
         let mut claim_size = self.config.concurrency;
+        // Shared by the notification tasks: one reference count per task, not a copy of the
+        // worker (its configuration and strings) per delivery.
+        let shared = Arc::new(self.clone());
         let spawn =
             |tasks: &mut JoinSet<String>, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
-                let worker = self.clone();
+                let worker = shared.clone();
                 let done = done_tx.clone();
                 let slots = slots.clone();
                 tasks.spawn(async move {
