@@ -335,7 +335,8 @@ impl Sender {
             .collect();
         let mut captured: Vec<u8> = Vec::new();
         let mut error = None;
-        while captured.len() < MAX_RESPONSE_BODY {
+        // A body known to be empty (`204`, `Content-Length: 0`) is not read: no timer for it.
+        while !hyper::body::Body::is_end_stream(&incoming) && captured.len() < MAX_RESPONSE_BODY {
             match tokio::time::timeout_at(deadline, incoming.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(chunk) = frame.into_data() {
