@@ -399,6 +399,15 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// `a / b` to three decimals (0 when `b` is 0: nothing to compare with).
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        (a / b * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
 async fn wait_delivered(rx: &Receiver, expected: u64, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut last = (0, Instant::now());
@@ -421,6 +430,8 @@ async fn wait_delivered(rx: &Receiver, expected: u64, limit: Duration) -> bool {
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (rx_url, rx) = start_receiver().await?;
     let mut baseline_rps = None;
+    // `fanout1`'s publish p50 and p99, for `many-webhooks` to compare itself with.
+    let mut one_webhook: Option<(f64, f64)> = None;
     for scenario in &opts.scenarios {
         let line = match scenario.as_str() {
             "baseline" => {
@@ -474,6 +485,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 }
                 if let Some(b) = baseline_rps {
                     v["ratio_to_baseline"] = json!((dps / b * 1000.0).round() / 1000.0);
+                }
+                if fanout == 1 {
+                    one_webhook = Some((percentile(&p, 0.5), percentile(&p, 0.99)));
                 }
                 v
             }
@@ -558,9 +572,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 p.sort_unstable();
                 let all = wait_delivered(&rx, l.accepted, Duration::from_secs(600)).await;
                 let (rss, cpu) = server.usage();
-                json!({"scenario": "many-webhooks", "webhooks": per * opts.workspaces, "workspaces": opts.workspaces,
-                    "events_accepted": l.accepted, "publish_p50_ms": percentile(&p, 0.5), "publish_p99_ms": percentile(&p, 0.99),
-                    "delivered_equals_accepted": all, "peak_rss_mb": rss.round(), "cpu_seconds": cpu})
+                let (p50, p99) = (percentile(&p, 0.5), percentile(&p, 0.99));
+                let mut v = json!({"scenario": "many-webhooks", "webhooks": per * opts.workspaces, "workspaces": opts.workspaces,
+                    "events_accepted": l.accepted, "publish_p50_ms": p50, "publish_p99_ms": p99,
+                    "delivered_equals_accepted": all, "peak_rss_mb": rss.round(), "cpu_seconds": cpu});
+                // The target compares with the 1-webhook case: printed when `fanout1` ran before.
+                if let Some((one50, one99)) = one_webhook {
+                    v["p50_vs_fanout1"] = json!(ratio(p50, one50));
+                    v["p99_vs_fanout1"] = json!(ratio(p99, one99));
+                }
+                v
             }
             other => anyhow::bail!("unknown scenario {other}; choose from {}", ALL.join(", ")),
         };
@@ -571,6 +592,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ratios_have_three_decimals_and_survive_a_zero() {
+        assert_eq!(super::ratio(2.5, 2.0), 1.25);
+        assert_eq!(super::ratio(1.0, 3.0), 0.333);
+        assert_eq!(super::ratio(1.0, 0.0), 0.0);
+    }
+
     #[test]
     fn publish_time_is_read_from_the_payload() {
         assert_eq!(

@@ -42,4 +42,15 @@ fn the_bench_smoke_run_prints_every_scenario() {
     }
     assert_eq!(lines[4]["drained_all"], true);
     assert_eq!(lines[3]["events"], lines[3]["delivered"]);
+    // fanout1 ran before, so many-webhooks compares its publish latency with it.
+    assert!(
+        lines[5]["p50_vs_fanout1"].as_f64().unwrap() > 0.0,
+        "{}",
+        lines[5]
+    );
+    assert!(
+        lines[5]["p99_vs_fanout1"].as_f64().unwrap() > 0.0,
+        "{}",
+        lines[5]
+    );
 }
