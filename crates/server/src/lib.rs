@@ -134,14 +134,15 @@ pub struct RunningServer {
     shutdown: CancellationToken,
     tasks: tokio::task::JoinSet<()>,
     store: Store,
-    /// Dropped last, after the worker has finished.
+    /// Dropped last: after `shutdown` has waited for the worker (a plain drop aborts it, as it
+    /// aborts the other tasks).
     _delivery: Option<DeliveryRuntime>,
 }
 
 /// The delivery worker's own tokio runtime (`delivery.threads` threads named
 /// `tidings-delivery`). The worker, its notification tasks and the HTTP client's connections run
 /// there; the API, the publisher and retention stay on the caller's runtime. On one shared
-/// runtime a publish request queued behind thousands of notification tasks at every step, and
+/// runtime a publish request queued behind hundreds of notification tasks at every step, and
 /// with a closed-loop publisher that latency capped throughput (ADR 0006).
 ///
 /// Dropped without blocking: a runtime must not be dropped where blocking is not allowed (any
