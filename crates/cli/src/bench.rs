@@ -484,7 +484,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     v["writer_cpu_seconds"] = json!(w);
                 }
                 if let Some(b) = baseline_rps {
-                    v["ratio_to_baseline"] = json!((dps / b * 1000.0).round() / 1000.0);
+                    v["ratio_to_baseline"] = json!(ratio(dps, b));
                 }
                 if fanout == 1 {
                     one_webhook = Some((percentile(&p, 0.5), percentile(&p, 0.99)));
