@@ -399,6 +399,11 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// To two decimals (CPU seconds are read in hundredths; a difference of two prints cleanly).
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 /// `a / b` to three decimals (0 when `b` is 0: nothing to compare with).
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
@@ -557,6 +562,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let server = Server::start(&opts, true, None).await?;
                 let per = (opts.webhooks / opts.workspaces.max(1)).max(1);
                 setup(&server.base, &rx_url, opts.workspaces, per, true).await?;
+                // CPU from here on is the load's, not the setup's (10,000 webhooks to create).
+                let (_, setup_cpu) = server.usage();
+                let setup_writer_cpu = server.writer_cpu();
                 rx.reset(false);
                 let l = load(
                     format!("{}/v1/events", server.base),
@@ -575,7 +583,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let (p50, p99) = (percentile(&p, 0.5), percentile(&p, 0.99));
                 let mut v = json!({"scenario": "many-webhooks", "webhooks": per * opts.workspaces, "workspaces": opts.workspaces,
                     "events_accepted": l.accepted, "publish_p50_ms": p50, "publish_p99_ms": p99,
-                    "delivered_equals_accepted": all, "peak_rss_mb": rss.round(), "cpu_seconds": cpu});
+                    "delivered_equals_accepted": all, "peak_rss_mb": rss.round(), "cpu_seconds": cpu,
+                    "load_cpu_seconds": round2(cpu - setup_cpu)});
+                if let (Some(w), Some(w0)) = (server.writer_cpu(), setup_writer_cpu) {
+                    v["writer_cpu_seconds"] = json!(round2(w - w0));
+                }
                 // The target compares with the 1-webhook case: printed when `fanout1` ran before.
                 if let Some((one50, one99)) = one_webhook {
                     v["p50_vs_fanout1"] = json!(ratio(p50, one50));

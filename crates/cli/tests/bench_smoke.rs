@@ -53,4 +53,14 @@ fn the_bench_smoke_run_prints_every_scenario() {
         "{}",
         lines[5]
     );
+    // The CPU of the load alone (the setup's 10,000 webhooks excluded), and the writer's share.
+    let load_cpu = lines[5]["load_cpu_seconds"].as_f64().unwrap();
+    let writer_cpu = lines[5]["writer_cpu_seconds"].as_f64().unwrap();
+    assert!(load_cpu > 0.0, "{}", lines[5]);
+    assert!(
+        load_cpu < lines[5]["cpu_seconds"].as_f64().unwrap(),
+        "{}",
+        lines[5]
+    );
+    assert!(writer_cpu <= load_cpu, "{}", lines[5]);
 }
