@@ -135,99 +135,10 @@ pub(crate) fn pair(planned: &[Planned<'_>], res: Reservations, jobs: Vec<Job>) -
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
-    use tidings_core::webhook::{Webhook, WebhookSpec};
-    use tidings_core::workspace::{Workspace, WorkspaceType};
-
-    use super::*;
-    use crate::testing::request;
-    use crate::{Backend, Store};
-
-    /// Room for `room` deliveries; counts what was given back unused.
-    #[derive(Debug, Default)]
-    struct Recorder {
-        room: AtomicUsize,
-        returned: Arc<AtomicUsize>,
-        jobs: Mutex<Vec<Job>>,
-    }
-
-    struct Room(Arc<AtomicUsize>);
-    impl Drop for Room {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    impl Handoff for Recorder {
-        fn owner(&self) -> &str {
-            "node-test"
-        }
-        fn lease_ms(&self) -> i64 {
-            60_000
-        }
-        fn reserve(&self, _webhook_id: &str) -> Option<Ticket> {
-            let left = self.room.load(Ordering::SeqCst);
-            if left == 0 {
-                return None;
-            }
-            self.room.store(left - 1, Ordering::SeqCst);
-            Some(Box::new(Room(self.returned.clone())))
-        }
-        fn deliver(&self, jobs: Vec<(Job, Ticket)>) {
-            for (job, ticket) in jobs {
-                std::mem::forget(ticket);
-                self.jobs.lock().unwrap().push(job);
-            }
-        }
-    }
-
-    async fn store_with_webhooks(dir: &std::path::Path, n: usize) -> Store {
-        let store = Store::open(&Backend::Sqlite {
-            data_dir: dir.to_path_buf(),
-        })
-        .await
-        .unwrap();
-        store.migrate().await.unwrap();
-        store
-            .workspace_create(&Workspace {
-                id: "acme".into(),
-                name: "Acme".into(),
-                kind: WorkspaceType::Regular,
-                parent_id: None,
-                plan: "free".into(),
-                integration_enabled: true,
-                branches: vec![],
-                business_units: vec![],
-                fields: Default::default(),
-                created_at: 1,
-            })
-            .await
-            .unwrap();
-        for i in 0..n {
-            let spec: WebhookSpec = serde_json::from_value(serde_json::json!({
-                "name": format!("hook {i}"), "description": "", "applyToAllDescendants": false,
-                "url": "http://127.0.0.1:9/", "secret": "s".repeat(32), "headers": {},
-                "triggers": ["workorder.created"], "status": "enabled"
-            }))
-            .unwrap();
-            store
-                .webhook_create(&Webhook {
-                    id: format!("{i:024}"),
-                    workspace_id: "acme".into(),
-                    spec,
-                    updated: 1,
-                    disabled_reason: None,
-                    previous_secret: None,
-                    owner_client_id: None,
-                    created_at: 1,
-                })
-                .await
-                .unwrap();
-        }
-        store
-    }
+    use crate::testing::{Recorder, request, store_with_webhooks};
 
     /// Deliveries with room arrive as jobs, leased: a claim does not find them. The others
     /// wait for the claim.

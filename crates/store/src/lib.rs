@@ -20,43 +20,7 @@ mod records;
 mod writer;
 
 #[cfg(test)]
-pub(crate) mod testing {
-    use tidings_core::event::Event;
-
-    /// A migrated embedded store in a fresh temporary directory (kept alive by the guard).
-    pub(crate) async fn embedded() -> (tempfile::TempDir, crate::Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::Store::open(&crate::Backend::Sqlite {
-            data_dir: dir.path().to_path_buf(),
-        })
-        .await
-        .unwrap();
-        store.migrate().await.unwrap();
-        (dir, store)
-    }
-
-    /// A publish of a `workorder.created` event `id` in workspace `acme`, created at 1 ms.
-    pub(crate) fn request(id: &str) -> crate::PublishRequest {
-        crate::PublishRequest {
-            event: Event {
-                id: id.to_string(),
-                kind: "workorder.created".into(),
-                workspace_id: "acme".into(),
-                data: "{}".into(),
-                branch_id: None,
-                business_unit_id: None,
-                subject_id: None,
-                sender: None,
-                origin_client_id: None,
-                idempotency_key: None,
-                occurred_at: 1,
-                created_at: 1,
-            },
-            workspace_chain: vec!["acme".into()],
-            deliver: true,
-        }
-    }
-}
+pub(crate) mod testing;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -17,6 +17,8 @@ use crate::{json_text, parse_json};
 pub(crate) const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 pub(crate) const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, status, spec, updated, created_at, disabled_reason, previous_secret, previous_secret_expires";
+/// [`WEBHOOK_COLS`] of a table aliased `w`.
+pub(crate) const WEBHOOK_COLS_OF_W: &str = "w.id, w.workspace_id, w.owner_client_id, w.status, w.spec, w.updated, w.created_at, w.disabled_reason, w.previous_secret, w.previous_secret_expires";
 pub(crate) const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace_id AS e_workspace_id, e.data AS e_data, e.branch_id AS e_branch_id, e.business_unit_id AS e_business_unit_id, e.subject_id AS e_subject_id, e.sender AS e_sender, e.origin_client_id AS e_origin_client_id, e.idempotency_key AS e_idempotency_key, e.occurred_at AS e_occurred_at, e.created_at AS e_created_at";
 
 /// Columns of `INSERT INTO events`, in the order of [`event_values`].
@@ -93,16 +95,6 @@ pub(crate) fn claim_sql(excluded: usize) -> String {
         "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
          WHERE state = 'pending' AND next_attempt_at <= $3{exclude} ORDER BY next_attempt_at LIMIT $4) \
          RETURNING id, attempts, event_id, webhook_id"
-    )
-}
-
-/// Enabled webhooks of the chain's workspaces that subscribe to `$1`, read through the
-/// (workspace, type) index: the cost follows the matches, not all webhooks.
-pub(crate) fn match_sql(chain: usize) -> String {
-    format!(
-        "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants, w.branches, w.business_units FROM webhook_triggers t \
-         JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id IN ({}) ORDER BY w.id",
-        in_list(1, chain)
     )
 }
 
@@ -215,7 +207,8 @@ pub(crate) fn match_keys(batch: &[PublishRequest]) -> Vec<(&str, &[String])> {
         .collect()
 }
 
-pub(crate) type Matches<'a> = HashMap<(&'a str, &'a [String]), Vec<MatchRow>>;
+/// Matching webhooks by (type, workspace chain); shared, so the embedded writer can keep them.
+pub(crate) type Matches<'a> = HashMap<(&'a str, &'a [String]), Arc<[MatchRow]>>;
 
 /// What a publish writes.
 pub(crate) struct PublishPlan<'a> {
@@ -273,7 +266,7 @@ pub(crate) fn plan_publish<'a>(
         if req.deliver
             && let Some(rows) = matches.get(&(e.kind.as_str(), req.workspace_chain.as_slice()))
         {
-            for m in rows {
+            for m in rows.iter() {
                 if m.workspace_id != e.workspace_id && !m.descendants {
                     continue;
                 }

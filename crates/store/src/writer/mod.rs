@@ -12,6 +12,7 @@
 //! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
 //! with the PostgreSQL backend.
 
+mod cache;
 mod checkpoint;
 mod statements;
 
@@ -19,6 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
+use cache::ReadCache;
 use rusqlite::Connection;
 use statements::{claim, complete, publish, release};
 use tokio::sync::oneshot;
@@ -90,10 +92,10 @@ impl Output {
 
 impl Work {
     /// Runs the item's statements on `conn` (the open transaction or a savepoint of it).
-    fn perform(&self, conn: &Connection) -> Output {
+    fn perform(&self, conn: &Connection, cache: &mut ReadCache) -> Output {
         match self {
             Self::Publish(batch, handoff, _) => {
-                Output::Publish(publish(conn, batch, handoff.as_deref()))
+                Output::Publish(publish(conn, cache, batch, handoff.as_deref()))
             }
             Self::Claim {
                 owner,
@@ -102,14 +104,22 @@ impl Work {
                 limit,
                 exclude,
                 ..
-            } => Output::Claim(claim(conn, owner, *now, *lease_until, *limit, exclude)),
+            } => Output::Claim(claim(
+                conn,
+                cache,
+                owner,
+                *now,
+                *lease_until,
+                *limit,
+                exclude,
+            )),
             Self::Complete {
                 owner,
                 now,
                 completions,
                 cutoff,
                 ..
-            } => Output::Complete(complete(conn, owner, *now, completions, *cutoff)),
+            } => Output::Complete(complete(conn, cache, owner, *now, completions, *cutoff)),
             Self::Release { owner, ids, at, .. } => Output::Release(release(conn, owner, ids, *at)),
         }
     }
@@ -300,6 +310,7 @@ impl Writer {
 
 fn run(mut conn: Connection, rx: mpsc::Receiver<Work>) {
     let mut durable_mode = true;
+    let mut cache = ReadCache::default();
     while let Ok(first) = rx.recv() {
         let mut work = vec![first];
         while work.len() < MAX_WORK {
@@ -322,7 +333,7 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Work>) {
             }
             durable_mode = durable;
         }
-        let (done, commit) = transaction(&mut conn, work);
+        let (done, commit) = transaction(&mut conn, &mut cache, work);
         let commit = commit.err().map(|e| e.to_string());
         if let Some(e) = &commit {
             tracing::error!(error = %e, "embedded store commit failed");
@@ -352,15 +363,23 @@ type Ended = std::result::Result<(), rusqlite::Error>;
 /// only if one fails is everything rolled back and run again with each item in its own
 /// savepoint, so that the failing item loses alone (savepoints cost every item a statement
 /// journal, and failures are rare).
-fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Ended) {
+fn transaction(
+    conn: &mut Connection,
+    cache: &mut ReadCache,
+    work: Vec<Work>,
+) -> (Vec<(Work, Output)>, Ended) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return (failed_all(work, &e), Err(e)),
     };
+    if cache.begin(&tx).is_err() {
+        // Whatever this transaction reads is current; the next one starts afresh.
+        cache.invalidate();
+    }
     // Stops at the first failure, so the last output tells whether all succeeded.
     let mut outputs = Vec::with_capacity(work.len());
     for w in &work {
-        let out = w.perform(&tx);
+        let out = w.perform(&tx, cache);
         let ok = out.is_ok();
         outputs.push(out);
         if !ok {
@@ -369,10 +388,14 @@ fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, 
     }
     if outputs.last().is_none_or(Output::is_ok) {
         let commit = tx.commit();
+        if commit.is_err() {
+            cache.invalidate();
+        }
         return (work.into_iter().zip(outputs).collect(), commit);
     }
     // One failed. Whatever the others produced is undone with the transaction (handed-off
-    // reservations are given back as their outputs drop).
+    // reservations are given back as their outputs drop), and so may be what the cache read.
+    cache.invalidate();
     if work.len() == 1 {
         let rolled = tx.rollback();
         return (work.into_iter().zip(outputs).collect(), rolled);
@@ -381,11 +404,15 @@ fn transaction(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, 
     if let Err(e) = tx.rollback() {
         return (failed_all(work, &e), Err(e));
     }
-    one_savepoint_each(conn, work)
+    one_savepoint_each(conn, cache, work)
 }
 
 /// Every item in its own savepoint of one transaction: a failing item is rolled back alone.
-fn one_savepoint_each(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Output)>, Ended) {
+fn one_savepoint_each(
+    conn: &mut Connection,
+    cache: &mut ReadCache,
+    work: Vec<Work>,
+) -> (Vec<(Work, Output)>, Ended) {
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return (failed_all(work, &e), Err(e)),
@@ -399,11 +426,13 @@ fn one_savepoint_each(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Out
                 continue;
             }
         };
-        let out = w.perform(&sp);
-        // A savepoint that is not committed rolls back: the failed item leaves nothing behind.
+        let out = w.perform(&sp, cache);
+        // A savepoint that is not committed rolls back: the failed item leaves nothing behind
+        // (and the cache forgets what it may have read of it).
         let kept = if out.is_ok() {
             sp.commit()
         } else {
+            cache.invalidate();
             sp.rollback()
         };
         done.push(match kept {
@@ -412,6 +441,9 @@ fn one_savepoint_each(conn: &mut Connection, work: Vec<Work>) -> (Vec<(Work, Out
         });
     }
     let commit = tx.commit();
+    if commit.is_err() {
+        cache.invalidate();
+    }
     (done, commit)
 }
 
@@ -426,7 +458,7 @@ fn failed_all(work: Vec<Work>, e: &rusqlite::Error) -> Vec<(Work, Output)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Connection, Work, transaction};
+    use super::{Connection, ReadCache, Work, transaction};
     use crate::StoreError;
     use crate::testing::request;
 
@@ -471,7 +503,7 @@ mod tests {
             })
             .into_iter()
             .collect();
-        let (done, commit) = transaction(&mut conn, work);
+        let (done, commit) = transaction(&mut conn, &mut ReadCache::default(), work);
         commit.unwrap();
         assert_eq!(done.len(), 3);
         for (w, out) in done {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Statement};
 use tidings_core::event::Event;
-use tidings_core::webhook::{Webhook, WebhookSpec};
+use tidings_core::webhook::WebhookSpec;
 
+use super::cache::ReadCache;
 use crate::handoff::{self, HandedOff, Handoff, Reservations};
 use crate::queue::{self, Claimed, Cols, Earlier, MatchRow};
 use crate::{
@@ -89,8 +90,39 @@ fn pad(values: &mut Vec<&dyn ToSql>) {
     }
 }
 
+/// The enabled webhooks of `chain`'s workspaces that subscribe to `kind`, read through the
+/// (workspace, type) index (the cost follows the matches, not all webhooks) with all their
+/// columns: the webhooks go into the cache too, so the publish's jobs need not read them again.
+fn read_matches(
+    conn: &Connection,
+    cache: &mut ReadCache,
+    kind: &str,
+    chain: &[String],
+) -> Result<Arc<[MatchRow]>> {
+    let mut args: Vec<&dyn ToSql> = vec![&kind];
+    args.extend(chain.iter().map(|w| w as &dyn ToSql));
+    let sql = format!(
+        "SELECT w.apply_to_all_descendants, w.branches, w.business_units, {} FROM webhook_triggers t \
+         JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id IN ({}) ORDER BY w.id",
+        queue::WEBHOOK_COLS_OF_W,
+        queue::in_list(1, chain.len())
+    );
+    let rows = query(conn, &sql, &args, |r| {
+        Ok((MatchRow::from(r)?, queue::webhook_from(r)?))
+    })?;
+    let mut matched = Vec::with_capacity(rows.len());
+    for (m, w) in rows {
+        cache.put_webhook(Arc::new(w));
+        matched.push(m);
+    }
+    let matched: Arc<[MatchRow]> = matched.into();
+    cache.put_matches(kind, chain, Arc::clone(&matched));
+    Ok(matched)
+}
+
 pub(super) fn publish(
     conn: &Connection,
+    cache: &mut ReadCache,
     batch: &[PublishRequest],
     handoff: Option<&dyn Handoff>,
 ) -> Result<(Published, HandedOff)> {
@@ -118,11 +150,10 @@ pub(super) fn publish(
     }
     let mut matches: queue::Matches<'_> = HashMap::new();
     for key in queue::match_keys(batch) {
-        let mut args: Vec<&dyn ToSql> = vec![&key.0];
-        args.extend(key.1.iter().map(|w| w as &dyn ToSql));
-        let rows = query(conn, &queue::match_sql(key.1.len()), &args, |r| {
-            MatchRow::from(r)
-        })?;
+        let rows = match cache.matches(key.0, key.1) {
+            Some(rows) => Arc::clone(rows),
+            None => read_matches(conn, cache, key.0, key.1)?,
+        };
         matches.insert(key, rows);
     }
     let plan = queue::plan_publish(batch, &earlier, &matches)?;
@@ -200,7 +231,7 @@ pub(super) fn publish(
     // The handed-off deliveries become jobs here, from the events in hand: no claim, no
     // re-reading.
     let (claimed, events, now) = res.claimed(&plan.deliveries);
-    let jobs = jobs_for(conn, &claimed, &events, now)?;
+    let jobs = jobs_for(conn, cache, &claimed, &events, now)?;
     Ok((published, handoff::pair(&plan.deliveries, res, jobs)))
 }
 
@@ -211,6 +242,7 @@ fn by_ids(prefix: &str, n: usize) -> String {
 
 pub(super) fn claim(
     conn: &Connection,
+    cache: &mut ReadCache,
     owner: &str,
     now: i64,
     lease_until: i64,
@@ -244,49 +276,68 @@ pub(super) fn claim(
     })?
     .into_iter()
     .collect();
-    jobs_for(conn, &claimed, &events, now)
+    jobs_for(conn, cache, &claimed, &events, now)
 }
 
-/// The jobs of leased deliveries: their webhooks and context read by primary key. A delivery
-/// whose webhook (or event) is gone is cancelled (`now` is its time).
+/// The jobs of leased deliveries: their webhooks and context from the cache, or read by primary
+/// key (and cached). A delivery whose webhook (or event) is gone is cancelled (`now` is its time).
 fn jobs_for(
     conn: &Connection,
+    cache: &mut ReadCache,
     claimed: &[Claimed],
     events: &HashMap<String, Arc<Event>>,
     now: i64,
 ) -> Result<Vec<Job>> {
-    let webhook_ids: HashSet<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
-    let args = refs(&webhook_ids);
-    let sql = by_ids(
-        &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
-        args.len(),
-    );
-    let webhooks: HashMap<String, Arc<Webhook>> = query(conn, &sql, &args, |r| {
-        queue::webhook_from(r).map(|w| (w.id.clone(), Arc::new(w)))
-    })?
-    .into_iter()
-    .collect();
-    let status_paths: HashMap<String, Option<String>> =
-        query(conn, queue::STATUS_PATHS, &[], |r| {
-            Ok((r.text("name")?, r.opt_text("status_path")?))
-        })?
-        .into_iter()
+    let missing: HashSet<&str> = claimed
+        .iter()
+        .map(|c| c.3.as_str())
+        .filter(|id| !cache.webhooks().contains_key(*id))
         .collect();
-    let wanted = queue::wanted_fields(claimed, events, &webhooks);
-    let mut fields: HashMap<String, String> = HashMap::new();
+    if !missing.is_empty() {
+        let args = refs(&missing);
+        let sql = by_ids(
+            &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
+            args.len(),
+        );
+        for w in query(conn, &sql, &args, |r| queue::webhook_from(r))? {
+            cache.put_webhook(Arc::new(w));
+        }
+    }
+    let status_paths = match cache.status_paths() {
+        Some(paths) => Arc::clone(paths),
+        None => {
+            let paths = query(conn, queue::STATUS_PATHS, &[], |r| {
+                Ok((r.text("name")?, r.opt_text("status_path")?))
+            })?
+            .into_iter()
+            .collect();
+            cache.put_status_paths(paths);
+            cache.status_paths().map(Arc::clone).unwrap_or_default()
+        }
+    };
+    let wanted: HashSet<&str> = queue::wanted_fields(claimed, events, cache.webhooks())
+        .into_iter()
+        .filter(|id| !cache.fields().contains_key(*id))
+        .collect();
     if !wanted.is_empty() {
         let args = refs(&wanted);
         let sql = by_ids(
             "SELECT id, fields FROM workspaces WHERE id IN (",
             args.len(),
         );
-        fields = query(conn, &sql, &args, |r| {
+        for (id, fields) in query(conn, &sql, &args, |r| {
             Ok((r.text("id")?, r.text("fields")?))
-        })?
-        .into_iter()
-        .collect();
+        })? {
+            cache.put_fields(id, fields);
+        }
     }
-    let (jobs, gone) = queue::assemble_jobs(claimed, events, &webhooks, &status_paths, &fields);
+    let (jobs, gone) = queue::assemble_jobs(
+        claimed,
+        events,
+        cache.webhooks(),
+        &status_paths,
+        cache.fields(),
+    );
     // The webhook was deleted after the delivery was queued: nothing to send.
     for id in gone {
         execute(conn, queue::CANCEL_CLAIMED, &[&id, &now])?;
@@ -296,6 +347,7 @@ fn jobs_for(
 
 pub(super) fn complete(
     conn: &Connection,
+    cache: &mut ReadCache,
     owner: &str,
     now: i64,
     completions: &[Completion],
@@ -365,6 +417,10 @@ pub(super) fn complete(
                 reason: reason.clone(),
             });
         }
+    }
+    if !disabled.is_empty() {
+        // Matching must no longer find them.
+        cache.clear();
     }
     Ok(disabled)
 }

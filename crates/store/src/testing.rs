@@ -1,0 +1,133 @@
+//! Helpers of the store's unit tests: embedded stores, publish requests, webhooks, and a
+//! hand-off that records what it was given.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tidings_core::webhook::{Webhook, WebhookSpec};
+use tidings_core::workspace::{Workspace, WorkspaceType};
+
+use crate::handoff::{Handoff, Ticket};
+use crate::{Job, Store};
+
+/// A migrated embedded store in a fresh temporary directory (kept alive by the guard).
+pub(crate) async fn embedded() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&crate::Backend::Sqlite {
+        data_dir: dir.path().to_path_buf(),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    (dir, store)
+}
+
+/// A publish of a `workorder.created` event `id` in workspace `acme`, created at 1 ms.
+pub(crate) fn request(id: &str) -> crate::PublishRequest {
+    crate::PublishRequest {
+        event: tidings_core::event::Event {
+            id: id.to_string(),
+            kind: "workorder.created".into(),
+            workspace_id: "acme".into(),
+            data: "{}".into(),
+            branch_id: None,
+            business_unit_id: None,
+            subject_id: None,
+            sender: None,
+            origin_client_id: None,
+            idempotency_key: None,
+            occurred_at: 1,
+            created_at: 1,
+        },
+        workspace_chain: vec!["acme".into()],
+        deliver: true,
+    }
+}
+
+/// Room for `room` deliveries; counts what was given back unused.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    pub room: AtomicUsize,
+    pub returned: Arc<AtomicUsize>,
+    pub jobs: Mutex<Vec<Job>>,
+}
+
+struct Room(Arc<AtomicUsize>);
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Handoff for Recorder {
+    fn owner(&self) -> &str {
+        "node-test"
+    }
+    fn lease_ms(&self) -> i64 {
+        60_000
+    }
+    fn reserve(&self, _webhook_id: &str) -> Option<Ticket> {
+        let left = self.room.load(Ordering::SeqCst);
+        if left == 0 {
+            return None;
+        }
+        self.room.store(left - 1, Ordering::SeqCst);
+        Some(Box::new(Room(self.returned.clone())))
+    }
+    fn deliver(&self, jobs: Vec<(Job, Ticket)>) {
+        for (job, ticket) in jobs {
+            std::mem::forget(ticket);
+            self.jobs.lock().unwrap().push(job);
+        }
+    }
+}
+
+/// Enabled webhook number `i` of workspace `acme`, subscribing to `workorder.created`.
+pub(crate) fn webhook(i: usize) -> Webhook {
+    let spec: WebhookSpec = serde_json::from_value(serde_json::json!({
+        "name": format!("hook {i}"), "description": "", "applyToAllDescendants": false,
+        "url": "http://127.0.0.1:9/", "secret": "s".repeat(32), "headers": {},
+        "triggers": ["workorder.created"], "status": "enabled"
+    }))
+    .unwrap();
+    Webhook {
+        id: format!("{i:024}"),
+        workspace_id: "acme".into(),
+        spec,
+        updated: 1,
+        disabled_reason: None,
+        previous_secret: None,
+        owner_client_id: None,
+        created_at: 1,
+    }
+}
+
+/// A migrated embedded store with workspace `acme` and `n` webhooks ([`webhook`] 0 to n - 1);
+/// the caller keeps `dir`.
+pub(crate) async fn store_with_webhooks(dir: &std::path::Path, n: usize) -> Store {
+    let store = Store::open(&crate::Backend::Sqlite {
+        data_dir: dir.to_path_buf(),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    store
+        .workspace_create(&Workspace {
+            id: "acme".into(),
+            name: "Acme".into(),
+            kind: WorkspaceType::Regular,
+            parent_id: None,
+            plan: "free".into(),
+            integration_enabled: true,
+            branches: vec![],
+            business_units: vec![],
+            fields: Default::default(),
+            created_at: 1,
+        })
+        .await
+        .unwrap();
+    for i in 0..n {
+        store.webhook_create(&webhook(i)).await.unwrap();
+    }
+    store
+}
