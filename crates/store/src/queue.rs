@@ -37,6 +37,9 @@ pub(crate) const DELIVERY_UPDATE: &str = "UPDATE deliveries SET state = $4, atte
 /// rewritten when something changes, not on every success of a busy webhook.
 pub(crate) const HEALTH_OK: &str = "UPDATE webhooks SET last_success_at = $2, failing_since = NULL WHERE id = $1 \
      AND (failing_since IS NOT NULL OR last_success_at IS NULL OR last_success_at < $2 - 60000)";
+/// The resolution of `last_success_at` in [`HEALTH_OK`]: after it wrote `t`, it changes nothing
+/// up to `t` + this while no failure starts a streak.
+pub(crate) const SUCCESS_RESOLUTION_MS: i64 = 60_000;
 /// A failure starts a streak unless one is running.
 pub(crate) const HEALTH_FAILING: &str =
     "UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL";
@@ -415,6 +418,12 @@ pub(crate) fn to_disable<'a>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_success_resolution_is_the_one_of_the_statement() {
+        let window = format!("$2 - {}", super::SUCCESS_RESOLUTION_MS);
+        assert!(super::HEALTH_OK.contains(&window), "{}", super::HEALTH_OK);
+    }
+
     use super::*;
 
     #[test]

@@ -1,6 +1,8 @@
 //! What the writer reads on every publish, kept between its transactions: the webhooks that
 //! match a (type, workspace chain), the webhooks themselves (parsed), the event types'
-//! `statusPath`s and the workspaces' `fields`.
+//! `statusPath`s and the workspaces' `fields`; and the webhooks whose recent success it
+//! recorded itself, so that the next successes within `last_success_at`'s resolution (a minute)
+//! skip an `UPDATE` that would change nothing.
 //!
 //! The cache is exactly as fresh as the database: it is valid only while no other connection
 //! has committed anything (`PRAGMA data_version`, read at the start of every transaction, moves
@@ -18,7 +20,7 @@ use rusqlite::Connection;
 use tidings_core::webhook::Webhook;
 
 use crate::Result;
-use crate::queue::MatchRow;
+use crate::queue::{MatchRow, SUCCESS_RESOLUTION_MS};
 
 /// Entries (of each map) above which the cache starts over: this bounds a churn of workspaces
 /// or webhooks; the working set of a node is far smaller.
@@ -38,6 +40,9 @@ pub(super) struct ReadCache {
     status_paths: Option<Arc<HashMap<String, Option<String>>>>,
     /// Workspace `fields` (JSON text) by workspace id.
     fields: HashMap<String, String>,
+    /// Webhooks whose success this writer recorded (`HEALTH_OK` wrote the row), with the time
+    /// it wrote: until that time + [`SUCCESS_RESOLUTION_MS`] another success changes nothing.
+    successes: HashMap<String, i64>,
 }
 
 impl ReadCache {
@@ -68,6 +73,7 @@ impl ReadCache {
         self.webhooks.clear();
         self.status_paths = None;
         self.fields.clear();
+        self.successes.clear();
     }
 
     pub(super) fn matches(&self, kind: &str, chain: &[String]) -> Option<&Arc<[MatchRow]>> {
@@ -114,6 +120,27 @@ impl ReadCache {
         }
         self.fields.insert(workspace_id, fields);
     }
+
+    /// Whether a success of `webhook` at `now` would change nothing: this writer recorded one
+    /// recently enough, and no failure since.
+    pub(super) fn success_recorded(&self, webhook: &str, now: i64) -> bool {
+        self.successes
+            .get(webhook)
+            .is_some_and(|at| now <= at.saturating_add(SUCCESS_RESOLUTION_MS))
+    }
+
+    /// This writer recorded a success of `webhook` at `at` (the row now says so).
+    pub(super) fn put_success(&mut self, webhook: &str, at: i64) {
+        if self.successes.len() >= BOUND {
+            self.successes.clear();
+        }
+        self.successes.insert(webhook.to_string(), at);
+    }
+
+    /// A failure of `webhook`: the next success must end its streak.
+    pub(super) fn forget_success(&mut self, webhook: &str) {
+        self.successes.remove(webhook);
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +152,36 @@ mod tests {
 
     use crate::testing::{Recorder, request, store_with_webhooks, webhook};
     use crate::{AttemptRecord, Completion, NextState, Store};
+
+    /// An attempt of delivery `delivery` to `webhook` answered with `status`: a success for a
+    /// 2xx, else a retry.
+    fn answered(delivery: &str, webhook: &str, status: i64) -> Completion {
+        let ok = (200..300).contains(&status);
+        Completion {
+            delivery_id: delivery.into(),
+            webhook_id: webhook.into(),
+            disable_webhook: None,
+            attempt: Some(AttemptRecord {
+                id: format!("atm_{delivery}_{status}"),
+                delivery_id: delivery.into(),
+                attempt_no: 1,
+                started_at: 1,
+                duration_ms: 1,
+                outcome: if ok { "ok" } else { "http_status" }.into(),
+                status: Some(status),
+                request_headers: "{}".into(),
+                response_headers: "{}".into(),
+                response_body: String::new(),
+                error: None,
+            }),
+            next: if ok {
+                NextState::Succeeded
+            } else {
+                NextState::Retry(i64::MAX)
+            },
+            attempts: 1,
+        }
+    }
 
     /// How many deliveries a publish of a new event `id` creates.
     async fn deliveries(store: &Store, id: &str) -> i64 {
@@ -197,26 +254,8 @@ mod tests {
             .await
             .unwrap();
         let job = to.jobs.lock().unwrap()[0].clone();
-        let gone = Completion {
-            delivery_id: job.delivery_id.clone(),
-            webhook_id: job.webhook.id.clone(),
-            disable_webhook: Some("the receiver answered 410 Gone".into()),
-            attempt: Some(AttemptRecord {
-                id: "atm_1".into(),
-                delivery_id: job.delivery_id.clone(),
-                attempt_no: 1,
-                started_at: 2,
-                duration_ms: 1,
-                outcome: "http_status".into(),
-                status: Some(410),
-                request_headers: "{}".into(),
-                response_headers: "{}".into(),
-                response_body: String::new(),
-                error: None,
-            }),
-            next: NextState::Failed,
-            attempts: 1,
-        };
+        let mut gone = answered(&job.delivery_id, &job.webhook.id, 410);
+        gone.disable_webhook = Some("the receiver answered 410 Gone".into());
         let disabled = store
             .complete("node-test", 3, Arc::from(vec![gone]), 0)
             .await
@@ -227,6 +266,34 @@ mod tests {
             1,
             "only the other webhook"
         );
+        store.close().await;
+    }
+
+    /// A success within a minute of the one the writer recorded is skipped, unless a failure
+    /// came in between: then it must end the failing streak, or the webhook would be disabled
+    /// for a streak that ended.
+    #[tokio::test]
+    async fn a_success_after_a_failure_ends_the_streak() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_webhooks(dir.path(), 1).await;
+        let id = webhook(0).id;
+        let complete = |n: i64, status: i64, cutoff: i64| {
+            let store = store.clone();
+            let c = answered(&format!("msg_{n}"), &id, status);
+            async move {
+                store
+                    .complete("node-test", n * 1_000, Arc::from(vec![c]), cutoff)
+                    .await
+                    .unwrap()
+            }
+        };
+        complete(1, 200, 0).await;
+        complete(2, 500, 0).await; // a streak from 2 s
+        complete(3, 204, 0).await; // ends it, 2 s after the recorded success
+        let disabled = complete(4, 503, 3_500).await; // a new streak from 4 s
+        assert!(disabled.is_empty(), "the streak of 2 s had ended");
+        let disabled = complete(5, 503, 4_000).await;
+        assert_eq!(disabled.len(), 1, "the streak of 4 s reaches the cut-off");
         store.close().await;
     }
 }

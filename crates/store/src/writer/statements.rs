@@ -396,12 +396,14 @@ pub(super) fn complete(
     }
     let health = queue::health(completions);
     for (webhook_id, ok) in &health {
-        let sql = if *ok {
-            queue::HEALTH_OK
-        } else {
-            queue::HEALTH_FAILING
-        };
-        execute(conn, sql, &[webhook_id, &now])?;
+        if !*ok {
+            cache.forget_success(webhook_id);
+            execute(conn, queue::HEALTH_FAILING, &[webhook_id, &now])?;
+        } else if !cache.success_recorded(webhook_id, now)
+            && execute(conn, queue::HEALTH_OK, &[webhook_id, &now])? == 1
+        {
+            cache.put_success(webhook_id, now);
+        }
     }
     let mut disabled = Vec::new();
     for (webhook_id, sql, reason) in queue::to_disable(completions, &health) {
