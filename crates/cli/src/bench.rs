@@ -399,6 +399,13 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// The publish p50 and p99 of a load run, in ms.
+fn publish_percentiles(l: &Load) -> (f64, f64) {
+    let mut p = l.publish_latencies_us.clone();
+    p.sort_unstable();
+    (percentile(&p, 0.5), percentile(&p, 0.99))
+}
+
 /// To two decimals (CPU seconds are read in hundredths; a difference of two prints cleanly).
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -437,6 +444,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut baseline_rps = None;
     // `fanout1`'s publish p50 and p99, for `many-webhooks` to compare itself with.
     let mut one_webhook: Option<(f64, f64)> = None;
+    // The same at the steady `--rate` (`latency`, one webhook).
+    let mut one_webhook_at_rate: Option<(f64, f64)> = None;
     for scenario in &opts.scenarios {
         let line = match scenario.as_str() {
             "baseline" => {
@@ -477,10 +486,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     (rx.last.load(Ordering::Relaxed).saturating_sub(l.started_us)) as f64 / 1e6;
                 let dps = delivered as f64 / span.max(1e-6);
                 let (rss, cpu) = server.usage();
-                let mut p = l.publish_latencies_us.clone();
-                p.sort_unstable();
+                let (p50, p99) = publish_percentiles(&l);
                 let mut v = json!({"scenario": scenario, "events_accepted": l.accepted,
-                    "publish_p50_ms": percentile(&p, 0.5), "publish_p99_ms": percentile(&p, 0.99),
+                    "publish_p50_ms": p50, "publish_p99_ms": p99,
                     "events_per_sec": (l.accepted as f64 / l.elapsed.as_secs_f64()).round(),
                     "deliveries": delivered, "deliveries_per_sec": dps.round(),
                     "delivered_equals_accepted": delivered_all && delivered == expected,
@@ -492,7 +500,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     v["ratio_to_baseline"] = json!(ratio(dps, b));
                 }
                 if fanout == 1 {
-                    one_webhook = Some((percentile(&p, 0.5), percentile(&p, 0.99)));
+                    one_webhook = Some((p50, p99));
                 }
                 v
             }
@@ -519,9 +527,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     .clone();
                 lat.sort_unstable();
                 let (rss, cpu) = server.usage();
+                let publish = publish_percentiles(&l);
+                one_webhook_at_rate = Some(publish);
                 json!({"scenario": "latency", "rate": opts.rate, "events": l.accepted, "delivered": lat.len(),
                     "p50_ms": percentile(&lat, 0.5), "p90_ms": percentile(&lat, 0.9), "p99_ms": percentile(&lat, 0.99),
-                    "max_ms": percentile(&lat, 1.0), "peak_rss_mb": rss.round(), "cpu_seconds": cpu})
+                    "max_ms": percentile(&lat, 1.0), "publish_p50_ms": publish.0, "publish_p99_ms": publish.1,
+                    "peak_rss_mb": rss.round(), "cpu_seconds": cpu})
             }
             "backlog" => {
                 // "Receiver down": the worker is off while the deliveries queue up; then a server
@@ -562,7 +573,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let server = Server::start(&opts, true, None).await?;
                 let per = (opts.webhooks / opts.workspaces.max(1)).max(1);
                 setup(&server.base, &rx_url, opts.workspaces, per, true).await?;
-                // CPU from here on is the load's, not the setup's (10,000 webhooks to create).
+                // First the steady `--rate` of `latency` (publish latency as such, not bounded
+                // by throughput), on a store as fresh as `latency`'s.
+                rx.reset(false);
+                let steady = load(
+                    format!("{}/v1/events", server.base),
+                    Some(OPERATOR_KEY),
+                    opts.connections.clamp(1, 16),
+                    opts.duration,
+                    Some(opts.rate),
+                    event_body,
+                    opts.workspaces,
+                )
+                .await;
+                let steady_all =
+                    wait_delivered(&rx, steady.accepted, Duration::from_secs(60)).await;
+                let at_rate = publish_percentiles(&steady);
+                // CPU from here on is the saturating load's, not the setup's (10,000 webhooks
+                // to create) or the steady run's.
                 let (_, setup_cpu) = server.usage();
                 let setup_writer_cpu = server.writer_cpu();
                 rx.reset(false);
@@ -576,15 +604,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     opts.workspaces,
                 )
                 .await;
-                let mut p = l.publish_latencies_us.clone();
-                p.sort_unstable();
-                let all = wait_delivered(&rx, l.accepted, Duration::from_secs(600)).await;
+                let (p50, p99) = publish_percentiles(&l);
+                let all =
+                    steady_all && wait_delivered(&rx, l.accepted, Duration::from_secs(600)).await;
                 let (rss, cpu) = server.usage();
-                let (p50, p99) = (percentile(&p, 0.5), percentile(&p, 0.99));
                 let mut v = json!({"scenario": "many-webhooks", "webhooks": per * opts.workspaces, "workspaces": opts.workspaces,
                     "events_accepted": l.accepted, "publish_p50_ms": p50, "publish_p99_ms": p99,
                     "delivered_equals_accepted": all, "peak_rss_mb": rss.round(), "cpu_seconds": cpu,
-                    "load_cpu_seconds": round2(cpu - setup_cpu)});
+                    "load_cpu_seconds": round2(cpu - setup_cpu), "rate": opts.rate,
+                    "rate_publish_p50_ms": at_rate.0, "rate_publish_p99_ms": at_rate.1});
                 if let (Some(w), Some(w0)) = (server.writer_cpu(), setup_writer_cpu) {
                     v["writer_cpu_seconds"] = json!(round2(w - w0));
                 }
@@ -592,6 +620,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if let Some((one50, one99)) = one_webhook {
                     v["p50_vs_fanout1"] = json!(ratio(p50, one50));
                     v["p99_vs_fanout1"] = json!(ratio(p99, one99));
+                }
+                // And at the steady rate, with `latency`'s publishes (one webhook).
+                if let Some((one50, one99)) = one_webhook_at_rate {
+                    v["rate_p50_vs_latency"] = json!(ratio(at_rate.0, one50));
+                    v["rate_p99_vs_latency"] = json!(ratio(at_rate.1, one99));
                 }
                 v
             }

@@ -53,6 +53,13 @@ fn the_bench_smoke_run_prints_every_scenario() {
         "{}",
         lines[5]
     );
+    // At the steady rate too, compared with `latency`'s publishes (one webhook).
+    for field in ["publish_p50_ms", "publish_p99_ms"] {
+        assert!(lines[3][field].as_f64().unwrap() > 0.0, "{}", lines[3]);
+    }
+    for field in ["rate_p50_vs_latency", "rate_p99_vs_latency"] {
+        assert!(lines[5][field].as_f64().unwrap() > 0.0, "{}", lines[5]);
+    }
     // The CPU of the load alone (the setup's 10,000 webhooks excluded), and the writer's share.
     let load_cpu = lines[5]["load_cpu_seconds"].as_f64().unwrap();
     let writer_cpu = lines[5]["writer_cpu_seconds"].as_f64().unwrap();
