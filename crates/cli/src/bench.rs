@@ -399,6 +399,28 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// Events published before a steady-rate run is measured (at least one per workspace).
+const WARM_UP_EVENTS: usize = 1000;
+
+/// Publishes `WARM_UP_EVENTS` events (and at least one to each of the first `workspaces`
+/// workspaces) in batches of 1,000, as a running system would have; returns how many.
+async fn warm_up(base: &str, workspaces: usize) -> anyhow::Result<u64> {
+    let http = client(1);
+    let total = WARM_UP_EVENTS.max(workspaces);
+    for first in (0..total).step_by(1000) {
+        let events: Vec<Value> = (first..total.min(first + 1000))
+            .map(|n| event_body(n as u64, workspaces))
+            .collect();
+        http.post(format!("{base}/v1/events/batch"))
+            .bearer_auth(OPERATOR_KEY)
+            .json(&json!({"events": events}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    Ok(total as u64)
+}
+
 /// The publish p50 and p99 of a load run, in ms.
 fn publish_percentiles(l: &Load) -> (f64, f64) {
     let mut p = l.publish_latencies_us.clone();
@@ -507,6 +529,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "latency" => {
                 let server = Server::start(&opts, true, None).await?;
                 setup(&server.base, &rx_url, 1, 1, false).await?;
+                rx.reset(false);
+                let warm = warm_up(&server.base, 1).await?;
+                wait_delivered(&rx, warm, Duration::from_secs(60)).await;
                 rx.reset(true);
                 let conns = opts.connections.clamp(1, 16);
                 let l = load(
@@ -573,8 +598,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let server = Server::start(&opts, true, None).await?;
                 let per = (opts.webhooks / opts.workspaces.max(1)).max(1);
                 setup(&server.base, &rx_url, opts.workspaces, per, true).await?;
+                // Every workspace publishes before anything is measured, as in a system that
+                // has been running (`latency` warms up alike).
+                rx.reset(false);
+                let warm = warm_up(&server.base, opts.workspaces).await?;
+                wait_delivered(&rx, warm, Duration::from_secs(60)).await;
                 // First the steady `--rate` of `latency` (publish latency as such, not bounded
-                // by throughput), on a store as fresh as `latency`'s.
+                // by throughput).
                 rx.reset(false);
                 let steady = load(
                     format!("{}/v1/events", server.base),
