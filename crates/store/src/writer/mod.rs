@@ -31,6 +31,15 @@ use crate::{Completion, DisabledWebhook, Job, PublishRequest, Published, Result,
 /// Work items in one transaction at most.
 const MAX_WORK: usize = 64;
 
+/// The writer's SQLite page cache, in KiB. What it reads again and again is cached above SQLite
+/// (`cache`), so its pages are mostly the ones it writes: the right edges of the tables and
+/// indexes, and one leaf of `deliveries (webhook_id, id)` per busy webhook. Small on purpose:
+/// SQLite walks the whole page cache at the end of every transaction whose b-tree balancing
+/// renumbered pages (most transactions that split a leaf of that index, while the database is
+/// under 1 GiB), so a cache four times larger cost ~20% more writer CPU per event with 1,000
+/// busy webhooks (docs/benchmarks.md, seventh round).
+const WRITER_CACHE_KIB: i64 = 8_000;
+
 type Reply<T> = oneshot::Sender<Result<T>>;
 
 type HandoffTo = Option<Arc<dyn Handoff>>;
@@ -188,7 +197,7 @@ impl Writer {
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "cache_size", -32000)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "memory")?;
         conn.set_prepared_statement_cache_capacity(128);
         // Checkpoints run on their own thread; the writer's is a backstop (see `checkpoint`).
