@@ -10,8 +10,16 @@ use crate::handoff::{self, Handoff, Reservations};
 use crate::queue::{self, Claimed, Earlier, MatchRow};
 
 const EARLIER: &str = "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key = ANY($1)";
-const MATCH: &str = "SELECT w.id, w.workspace_id, w.owner_client_id, w.apply_to_all_descendants, w.branches, w.business_units FROM webhook_triggers t \
-     JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id = ANY($2) ORDER BY w.id";
+/// The matching webhooks with all their columns and the event type's `statusPath`: a publish
+/// that hands deliveries off builds their jobs from these rows without reading them again.
+static MATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT w.apply_to_all_descendants, w.branches, w.business_units, {}, et.status_path FROM webhook_triggers t \
+         JOIN webhooks w ON w.id = t.webhook_id LEFT JOIN event_types et ON et.name = t.event_type \
+         WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id = ANY($2) ORDER BY w.id",
+        queue::WEBHOOK_COLS_OF_W
+    )
+});
 const FREE_KEYS: &str = "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1)";
 const INSERT_EVENTS: &str = "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])";
@@ -49,9 +57,18 @@ impl SqlStore {
             }
         }
         let mut matches: queue::Matches<'_> = HashMap::new();
+        let mut webhooks: HashMap<String, Arc<Webhook>> = HashMap::new();
+        let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
         for key in queue::match_keys(batch) {
-            let rows = sqlx::query(MATCH).bind(key.0).bind(key.1).fetch_all(&mut *tx).await?;
-            matches.insert(key, rows.iter().map(MatchRow::from).collect::<Result<_>>()?);
+            let rows = sqlx::query(sqlx::AssertSqlSafe(MATCH.as_str())).bind(key.0).bind(key.1).fetch_all(&mut *tx).await?;
+            let mut matched = Vec::with_capacity(rows.len());
+            for row in &rows {
+                matched.push(MatchRow::from(row)?);
+                let w = queue::webhook_from(row)?;
+                webhooks.insert(w.id.clone(), Arc::new(w));
+                status_paths.insert(key.0.to_string(), row.try_get("status_path")?);
+            }
+            matches.insert(key, matched.into());
         }
         let plan = queue::plan_publish(batch, &earlier, &matches)?;
         // Room is reserved before anything is written: whatever fails below gives it back.
@@ -104,12 +121,9 @@ impl SqlStore {
         // The handed-off deliveries become jobs in the same transaction, from the events in
         // hand: reading them back by id would cost a query the planner may turn into a scan
         // while the fresh table's statistics lag behind.
+        // Their webhooks and statusPaths came with the matches.
         let (claimed, events, now) = res.claimed(&plan.deliveries);
-        let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
-        for row in sqlx::query(queue::STATUS_PATHS).fetch_all(&mut *tx).await? {
-            status_paths.insert(row.try_get("name")?, row.try_get("status_path")?);
-        }
-        let jobs = self.jobs_in(&mut tx, &claimed, &events, &status_paths, now).await?;
+        let jobs = self.jobs_in(&mut tx, &claimed, &events, webhooks, &status_paths, now).await?;
         tx.commit().await?;
         let handed = handoff::pair(&plan.deliveries, res, jobs);
         if let Some(h) = handoff.filter(|_| !handed.0.is_empty()) {
@@ -165,21 +179,22 @@ impl SqlStore {
             status_paths.insert(e.kind.clone(), row.try_get("e_status_path")?);
             events.insert(e.id.clone(), Arc::new(e));
         }
-        self.jobs_in(tx, &claimed, &events, &status_paths, now).await
+        self.jobs_in(tx, &claimed, &events, HashMap::new(), &status_paths, now).await
     }
 
-    /// The jobs of leased deliveries, with their events in hand: their webhooks and context
-    /// are read by primary key. A delivery whose webhook (or event) is gone is cancelled (`now`
-    /// is its time).
-    async fn jobs_in(&self, tx: &mut sqlx::Transaction<'_, Db>, claimed: &[Claimed], events: &HashMap<String, Arc<Event>>, status_paths: &HashMap<String, Option<String>>, now: i64) -> Result<Vec<Job>> {
-        let mut ids: Vec<&str> = claimed.iter().map(|c| c.3.as_str()).collect();
+    /// The jobs of leased deliveries, with their events and some of their `webhooks` in hand:
+    /// the other webhooks and the context are read by primary key. A delivery whose webhook (or
+    /// event) is gone is cancelled (`now` is its time).
+    async fn jobs_in(&self, tx: &mut sqlx::Transaction<'_, Db>, claimed: &[Claimed], events: &HashMap<String, Arc<Event>>, mut webhooks: HashMap<String, Arc<Webhook>>, status_paths: &HashMap<String, Option<String>>, now: i64) -> Result<Vec<Job>> {
+        let mut ids: Vec<&str> = claimed.iter().map(|c| c.3.as_str()).filter(|id| !webhooks.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut webhooks: HashMap<String, Arc<Webhook>> = HashMap::new();
-        let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue::WEBHOOK_COLS);
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
-            let w = queue::webhook_from(&row)?;
-            webhooks.insert(w.id.clone(), Arc::new(w));
+        if !ids.is_empty() {
+            let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue::WEBHOOK_COLS);
+            for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
+                let w = queue::webhook_from(&row)?;
+                webhooks.insert(w.id.clone(), Arc::new(w));
+            }
         }
         let wanted: Vec<&str> = queue::wanted_fields(claimed, events, &webhooks).into_iter().collect();
         let mut fields: HashMap<String, String> = HashMap::new();
