@@ -21,19 +21,23 @@ static MATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 const FREE_KEYS: &str = "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1)";
-const INSERT_EVENTS: &str = "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) \
-     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])";
-const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at, lease_owner) \
-     SELECT id, ev, wh, ws, 'pending', 0, due, t, t, owner FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[]) AS u(id, ev, wh, ws, t, due, owner)";
+/// The new events (`$1`–`$14`) and their deliveries (`$15`–`$21`) in one statement: one round
+/// trip fewer per publish. The two inserts touch different tables, so sharing a snapshot changes
+/// nothing.
+const INSERT_EVENTS_AND_DELIVERIES: &str = "WITH new_events AS (INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[])) \
+     INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at, lease_owner) \
+     SELECT id, ev, wh, ws, 'pending', 0, due, t, t, owner FROM UNNEST($15::text[], $16::text[], $17::text[], $18::text[], $19::bigint[], $20::bigint[], $21::text[]) AS u(id, ev, wh, ws, t, due, owner)";
 const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
      WHERE state = 'pending' AND next_attempt_at <= $3 AND NOT (webhook_id = ANY($5)) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING id, attempts, event_id, webhook_id";
-const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) \
-     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[]) \
-     ON CONFLICT (id) DO NOTHING";
-/// Guarded by the lease: a node whose lease expired and was taken over must not overwrite the
-/// new owner's progress.
-const UPDATE_DELIVERIES: &str = "UPDATE deliveries d SET state = v.state, attempts = v.attempts, next_attempt_at = v.next_at, lease_owner = NULL, \
+/// The attempts (`$9`–`$19`) and the deliveries' next states (`$1` now, `$2` owner, `$3`–`$8`)
+/// in one statement. The update is guarded by the lease: a node whose lease expired and was
+/// taken over must not overwrite the new owner's progress.
+const RECORD_ATTEMPTS: &str = "WITH new_attempts AS (INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) \
+     SELECT * FROM UNNEST($9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[], $19::text[]) \
+     ON CONFLICT (id) DO NOTHING) \
+     UPDATE deliveries d SET state = v.state, attempts = v.attempts, next_attempt_at = v.next_at, lease_owner = NULL, \
      last_status = COALESCE(v.status, d.last_status), last_outcome = COALESCE(v.outcome, d.last_outcome), updated_at = $1 \
      FROM UNNEST($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[]) AS v(id, state, attempts, next_at, status, outcome) \
      WHERE d.id = v.id AND d.lease_owner = $2 AND d.state = 'pending'";
@@ -81,7 +85,10 @@ impl SqlStore {
             let text = |f: fn(&Event) -> &str| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
             let opt = |f: fn(&Event) -> Option<&str>| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
             let int = |f: fn(&queue::EventValues<'_>) -> i64| values.iter().map(f).collect::<Vec<_>>();
-            sqlx::query(INSERT_EVENTS)
+            // Deliveries only come from new events: with none, both lists are empty.
+            let d = &plan.deliveries;
+            let leases: Vec<(Option<&str>, i64)> = d.iter().enumerate().map(|(i, (_, e, _))| res.lease(i, e.created_at)).collect();
+            sqlx::query(INSERT_EVENTS_AND_DELIVERIES)
                 .bind(text(|e| &e.id))
                 .bind(text(|e| &e.kind))
                 .bind(text(|e| &e.workspace_id))
@@ -96,13 +103,6 @@ impl SqlStore {
                 .bind(int(|v| v.e.created_at))
                 .bind(int(|v| v.targets))
                 .bind(int(|v| v.suppressed))
-                .execute(&mut *tx)
-                .await?;
-        }
-        if !plan.deliveries.is_empty() {
-            let d = &plan.deliveries;
-            let leases: Vec<(Option<&str>, i64)> = d.iter().enumerate().map(|(i, (_, e, _))| res.lease(i, e.created_at)).collect();
-            sqlx::query(INSERT_DELIVERIES)
                 .bind(d.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>())
                 .bind(d.iter().map(|(_, e, _)| e.id.as_str()).collect::<Vec<_>>())
                 .bind(d.iter().map(|(_, _, w)| *w).collect::<Vec<_>>())
@@ -212,29 +212,13 @@ impl SqlStore {
     }
 
     async fn complete_in(&self, tx: &mut sqlx::Transaction<'_, Db>, owner: &str, now: i64, completions: &[Completion], disable_failing_since: i64) -> Result<Vec<DisabledWebhook>> {
-        // Two statements whatever the batch size: the attempts and the deliveries' next states,
-        // each from arrays.
+        // One statement whatever the batch size: the attempts and the deliveries' next states,
+        // from arrays (a completion without an attempt has no attempt row).
         let attempts: Vec<&AttemptRecord> = completions.iter().filter_map(|c| c.attempt.as_ref()).collect();
-        if !attempts.is_empty() {
-            let text = |f: fn(&AttemptRecord) -> &str| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
-            let int = |f: fn(&AttemptRecord) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
-            sqlx::query(INSERT_ATTEMPTS)
-                .bind(text(|a| &a.id))
-                .bind(text(|a| &a.delivery_id))
-                .bind(int(|a| a.attempt_no))
-                .bind(int(|a| a.started_at))
-                .bind(int(|a| a.duration_ms))
-                .bind(text(|a| &a.outcome))
-                .bind(attempts.iter().map(|a| a.status).collect::<Vec<_>>())
-                .bind(text(|a| &a.request_headers))
-                .bind(text(|a| &a.response_headers))
-                .bind(text(|a| &a.response_body))
-                .bind(attempts.iter().map(|a| a.error.as_deref()).collect::<Vec<_>>())
-                .execute(&mut **tx)
-                .await?;
-        }
+        let text = |f: fn(&AttemptRecord) -> &str| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+        let int = |f: fn(&AttemptRecord) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
         let rows: Vec<_> = completions.iter().map(|c| (c, queue::next_row(c, now))).collect();
-        sqlx::query(UPDATE_DELIVERIES)
+        sqlx::query(RECORD_ATTEMPTS)
             .bind(now)
             .bind(owner)
             .bind(rows.iter().map(|(c, _)| c.delivery_id.as_str()).collect::<Vec<_>>())
@@ -243,6 +227,17 @@ impl SqlStore {
             .bind(rows.iter().map(|(_, r)| r.1).collect::<Vec<_>>())
             .bind(rows.iter().map(|(_, r)| r.2).collect::<Vec<_>>())
             .bind(rows.iter().map(|(_, r)| r.3).collect::<Vec<_>>())
+            .bind(text(|a| &a.id))
+            .bind(text(|a| &a.delivery_id))
+            .bind(int(|a| a.attempt_no))
+            .bind(int(|a| a.started_at))
+            .bind(int(|a| a.duration_ms))
+            .bind(text(|a| &a.outcome))
+            .bind(attempts.iter().map(|a| a.status).collect::<Vec<_>>())
+            .bind(text(|a| &a.request_headers))
+            .bind(text(|a| &a.response_headers))
+            .bind(text(|a| &a.response_body))
+            .bind(attempts.iter().map(|a| a.error.as_deref()).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
         let health = queue::health(completions);
