@@ -13,13 +13,19 @@ use crate::{Job, Store};
 /// A migrated embedded store in a fresh temporary directory (kept alive by the guard).
 pub(crate) async fn embedded() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
+    let store = migrated(dir.path()).await;
+    (dir, store)
+}
+
+/// A migrated embedded store in `dir`.
+async fn migrated(dir: &std::path::Path) -> Store {
     let store = Store::open(&crate::Backend::Sqlite {
-        data_dir: dir.path().to_path_buf(),
+        data_dir: dir.to_path_buf(),
     })
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    (dir, store)
+    store
 }
 
 /// A publish of a `workorder.created` event `id` in workspace `acme`, created at 1 ms.
@@ -82,6 +88,18 @@ impl Handoff for Recorder {
     }
 }
 
+/// Publishes event `id` ([`request`]) with room for 10 deliveries to be handed off; returns
+/// the jobs handed off.
+pub(crate) async fn handed_off(store: &Store, id: &str) -> Vec<Job> {
+    let to = Arc::new(Recorder::default());
+    to.room.store(10, Ordering::SeqCst);
+    store
+        .publish_with(vec![request(id)], Some(to.clone()))
+        .await
+        .unwrap();
+    to.jobs.lock().unwrap().clone()
+}
+
 /// Enabled webhook number `i` of workspace `acme`, subscribing to `workorder.created`.
 pub(crate) fn webhook(i: usize) -> Webhook {
     let spec: WebhookSpec = serde_json::from_value(serde_json::json!({
@@ -105,12 +123,7 @@ pub(crate) fn webhook(i: usize) -> Webhook {
 /// A migrated embedded store with workspace `acme` and `n` webhooks ([`webhook`] 0 to n - 1);
 /// the caller keeps `dir`.
 pub(crate) async fn store_with_webhooks(dir: &std::path::Path, n: usize) -> Store {
-    let store = Store::open(&crate::Backend::Sqlite {
-        data_dir: dir.to_path_buf(),
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
+    let store = migrated(dir).await;
     store
         .workspace_create(&Workspace {
             id: "acme".into(),

@@ -22,20 +22,20 @@ use tidings_core::webhook::Webhook;
 use crate::Result;
 use crate::queue::{MatchRow, SUCCESS_RESOLUTION_MS};
 
-/// Entries (of each map) above which the cache starts over: this bounds a churn of workspaces
-/// or webhooks; the working set of a node is far smaller.
+/// Entries (of each map) above which the cache starts over at the next transaction: this bounds
+/// a churn of workspaces or webhooks; the working set of a node is far smaller.
 const BOUND: usize = 100_000;
 
 /// Matches of one event type: by workspace chain.
 type ByChain = HashMap<Vec<String>, Arc<[MatchRow]>>;
 
-#[derive(Default)]
 pub(super) struct ReadCache {
+    /// Entries of a map above which it starts over ([`BOUND`]; smaller in tests).
+    bound: usize,
     /// `PRAGMA data_version` when the entries were read (`None`: nothing read yet).
     version: Option<i64>,
     /// Matching webhooks by event type, then workspace chain.
     matches: HashMap<String, ByChain>,
-    match_count: usize,
     webhooks: HashMap<String, Arc<Webhook>>,
     status_paths: Option<Arc<HashMap<String, Option<String>>>>,
     /// Workspace `fields` (JSON text) by workspace id.
@@ -45,9 +45,29 @@ pub(super) struct ReadCache {
     successes: HashMap<String, i64>,
 }
 
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self::with_bound(BOUND)
+    }
+}
+
 impl ReadCache {
+    fn with_bound(bound: usize) -> Self {
+        Self {
+            bound,
+            version: None,
+            matches: HashMap::new(),
+            webhooks: HashMap::new(),
+            status_paths: None,
+            fields: HashMap::new(),
+            successes: HashMap::new(),
+        }
+    }
+
     /// Called first in every transaction: drops everything if another connection committed
-    /// since the entries were read.
+    /// since the entries were read, and starts over the maps that outgrew the bound. Only here:
+    /// within a transaction the maps only grow, so what one step found cached is still there
+    /// for the next (a webhook missing from the map is taken for deleted).
     pub(super) fn begin(&mut self, conn: &Connection) -> Result<()> {
         let version: i64 = conn
             .prepare_cached("PRAGMA data_version")?
@@ -55,6 +75,18 @@ impl ReadCache {
         if self.version != Some(version) {
             self.clear();
             self.version = Some(version);
+        }
+        if self.matches.values().map(HashMap::len).sum::<usize>() > self.bound {
+            self.matches.clear();
+        }
+        if self.webhooks.len() > self.bound {
+            self.webhooks.clear();
+        }
+        if self.fields.len() > self.bound {
+            self.fields.clear();
+        }
+        if self.successes.len() > self.bound {
+            self.successes.clear();
         }
         Ok(())
     }
@@ -69,7 +101,6 @@ impl ReadCache {
     /// Forgets everything (the writer changed what was read).
     pub(super) fn clear(&mut self) {
         self.matches.clear();
-        self.match_count = 0;
         self.webhooks.clear();
         self.status_paths = None;
         self.fields.clear();
@@ -81,14 +112,8 @@ impl ReadCache {
     }
 
     pub(super) fn put_matches(&mut self, kind: &str, chain: &[String], rows: Arc<[MatchRow]>) {
-        if self.match_count >= BOUND {
-            self.matches.clear();
-            self.match_count = 0;
-        }
         let by_chain = self.matches.entry(kind.to_string()).or_default();
-        if by_chain.insert(chain.to_vec(), rows).is_none() {
-            self.match_count += 1;
-        }
+        by_chain.insert(chain.to_vec(), rows);
     }
 
     pub(super) fn webhooks(&self) -> &HashMap<String, Arc<Webhook>> {
@@ -96,9 +121,6 @@ impl ReadCache {
     }
 
     pub(super) fn put_webhook(&mut self, w: Arc<Webhook>) {
-        if self.webhooks.len() >= BOUND {
-            self.webhooks.clear();
-        }
         self.webhooks.insert(w.id.clone(), w);
     }
 
@@ -106,8 +128,13 @@ impl ReadCache {
         self.status_paths.as_ref()
     }
 
-    pub(super) fn put_status_paths(&mut self, paths: HashMap<String, Option<String>>) {
-        self.status_paths = Some(Arc::new(paths));
+    pub(super) fn put_status_paths(
+        &mut self,
+        paths: HashMap<String, Option<String>>,
+    ) -> Arc<HashMap<String, Option<String>>> {
+        let paths = Arc::new(paths);
+        self.status_paths = Some(Arc::clone(&paths));
+        paths
     }
 
     pub(super) fn fields(&self) -> &HashMap<String, String> {
@@ -115,9 +142,6 @@ impl ReadCache {
     }
 
     pub(super) fn put_fields(&mut self, workspace_id: String, fields: String) {
-        if self.fields.len() >= BOUND {
-            self.fields.clear();
-        }
         self.fields.insert(workspace_id, fields);
     }
 
@@ -131,9 +155,6 @@ impl ReadCache {
 
     /// This writer recorded a success of `webhook` at `at` (the row now says so).
     pub(super) fn put_success(&mut self, webhook: &str, at: i64) {
-        if self.successes.len() >= BOUND {
-            self.successes.clear();
-        }
         self.successes.insert(webhook.to_string(), at);
     }
 
@@ -146,11 +167,11 @@ impl ReadCache {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::Ordering;
 
     use tidings_core::webhook::Status;
 
-    use crate::testing::{Recorder, request, store_with_webhooks, webhook};
+    use super::ReadCache;
+    use crate::testing::{handed_off, request, store_with_webhooks, webhook};
     use crate::{AttemptRecord, Completion, NextState, Store};
 
     /// An attempt of delivery `delivery` to `webhook` answered with `status`: a success for a
@@ -181,6 +202,31 @@ mod tests {
             },
             attempts: 1,
         }
+    }
+
+    /// A map past the bound keeps every entry until the next transaction begins: a job built
+    /// in the middle of one must find the webhooks it was told are cached.
+    #[test]
+    fn the_bound_applies_between_transactions_only() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut cache = ReadCache::with_bound(2);
+        cache.begin(&conn).unwrap();
+        for i in 0..3 {
+            cache.put_webhook(Arc::new(webhook(i)));
+            cache.put_fields(format!("ws_{i}"), "{}".into());
+        }
+        assert_eq!(
+            cache.webhooks().len(),
+            3,
+            "nothing is evicted mid-transaction"
+        );
+        assert_eq!(cache.fields().len(), 3);
+        cache.begin(&conn).unwrap();
+        assert!(cache.webhooks().is_empty(), "past the bound: starts over");
+        assert!(cache.fields().is_empty());
+        cache.put_webhook(Arc::new(webhook(0)));
+        cache.begin(&conn).unwrap();
+        assert_eq!(cache.webhooks().len(), 1, "within the bound: kept");
     }
 
     /// How many deliveries a publish of a new event `id` creates.
@@ -219,13 +265,7 @@ mod tests {
         moved.spec.url = "http://127.0.0.1:10/moved".into();
         moved.updated = 2;
         store.webhook_update(&moved).await.unwrap();
-        let to = Arc::new(Recorder::default());
-        to.room.store(10, Ordering::SeqCst);
-        store
-            .publish_with(vec![request("evt_4")], Some(to.clone()))
-            .await
-            .unwrap();
-        let jobs = to.jobs.lock().unwrap().clone();
+        let jobs = handed_off(&store, "evt_4").await;
         assert_eq!(jobs.len(), 1);
         assert_eq!(
             jobs[0].webhook.spec.url, "http://127.0.0.1:10/moved",
@@ -247,13 +287,7 @@ mod tests {
     async fn a_webhook_disabled_by_its_receiver_is_no_longer_matched() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_webhooks(dir.path(), 2).await;
-        let to = Arc::new(Recorder::default());
-        to.room.store(10, Ordering::SeqCst);
-        store
-            .publish_with(vec![request("evt_1")], Some(to.clone()))
-            .await
-            .unwrap();
-        let job = to.jobs.lock().unwrap()[0].clone();
+        let job = handed_off(&store, "evt_1").await.remove(0);
         let mut gone = answered(&job.delivery_id, &job.webhook.id, 410);
         gone.disable_webhook = Some("the receiver answered 410 Gone".into());
         let disabled = store

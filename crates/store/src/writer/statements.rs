@@ -311,8 +311,7 @@ fn jobs_for(
             })?
             .into_iter()
             .collect();
-            cache.put_status_paths(paths);
-            cache.status_paths().map(Arc::clone).unwrap_or_default()
+            cache.put_status_paths(paths)
         }
     };
     let wanted: HashSet<&str> = queue::wanted_fields(claimed, events, cache.webhooks())
