@@ -18,7 +18,13 @@ pub(crate) const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 pub(crate) const WEBHOOK_COLS: &str = "id, workspace_id, owner_client_id, status, spec, updated, created_at, disabled_reason, previous_secret, previous_secret_expires";
 /// [`WEBHOOK_COLS`] of a table aliased `w`.
-pub(crate) const WEBHOOK_COLS_OF_W: &str = "w.id, w.workspace_id, w.owner_client_id, w.status, w.spec, w.updated, w.created_at, w.disabled_reason, w.previous_secret, w.previous_secret_expires";
+pub(crate) static WEBHOOK_COLS_OF_W: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    WEBHOOK_COLS
+        .split(", ")
+        .map(|c| format!("w.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
 pub(crate) const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace_id AS e_workspace_id, e.data AS e_data, e.branch_id AS e_branch_id, e.business_unit_id AS e_business_unit_id, e.subject_id AS e_subject_id, e.sender AS e_sender, e.origin_client_id AS e_origin_client_id, e.idempotency_key AS e_idempotency_key, e.occurred_at AS e_occurred_at, e.created_at AS e_created_at";
 
 /// Columns of `INSERT INTO events`, in the order of [`event_values`].
@@ -418,13 +424,13 @@ pub(crate) fn to_disable<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_success_resolution_is_the_one_of_the_statement() {
-        let window = format!("$2 - {}", super::SUCCESS_RESOLUTION_MS);
-        assert!(super::HEALTH_OK.contains(&window), "{}", super::HEALTH_OK);
+        let window = format!("$2 - {SUCCESS_RESOLUTION_MS}");
+        assert!(HEALTH_OK.contains(&window), "{HEALTH_OK}");
     }
-
-    use super::*;
 
     #[test]
     fn placeholders_number_rows_after_the_fixed_parameters() {

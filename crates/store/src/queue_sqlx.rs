@@ -17,7 +17,7 @@ static MATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         "SELECT w.apply_to_all_descendants, w.branches, w.business_units, {}, et.status_path FROM webhook_triggers t \
          JOIN webhooks w ON w.id = t.webhook_id LEFT JOIN event_types et ON et.name = t.event_type \
          WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id = ANY($2) ORDER BY w.id",
-        queue::WEBHOOK_COLS_OF_W
+        *queue::WEBHOOK_COLS_OF_W
     )
 });
 const FREE_KEYS: &str = "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1)";

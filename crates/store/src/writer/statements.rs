@@ -104,7 +104,7 @@ fn read_matches(
     let sql = format!(
         "SELECT w.apply_to_all_descendants, w.branches, w.business_units, {} FROM webhook_triggers t \
          JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id IN ({}) ORDER BY w.id",
-        queue::WEBHOOK_COLS_OF_W,
+        *queue::WEBHOOK_COLS_OF_W,
         queue::in_list(1, chain.len())
     );
     let rows = query(conn, &sql, &args, |r| {
