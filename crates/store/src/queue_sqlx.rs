@@ -36,7 +36,7 @@ const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $
 /// taken over must not overwrite the new owner's progress.
 const RECORD_ATTEMPTS: &str = "WITH new_attempts AS (INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) \
      SELECT * FROM UNNEST($9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[], $19::text[]) \
-     ON CONFLICT (id) DO NOTHING) \
+     ON CONFLICT (delivery_id, attempt_no, id) DO NOTHING) \
      UPDATE deliveries d SET state = v.state, attempts = v.attempts, next_attempt_at = v.next_at, lease_owner = NULL, \
      last_status = COALESCE(v.status, d.last_status), last_outcome = COALESCE(v.outcome, d.last_outcome), updated_at = $1 \
      FROM UNNEST($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[]) AS v(id, state, attempts, next_at, status, outcome) \

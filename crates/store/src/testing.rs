@@ -8,7 +8,7 @@ use tidings_core::webhook::{Webhook, WebhookSpec};
 use tidings_core::workspace::{Workspace, WorkspaceType};
 
 use crate::handoff::{Handoff, Ticket};
-use crate::{Job, Store};
+use crate::{AttemptRecord, Completion, Job, NextState, Store};
 
 /// A migrated embedded store in a fresh temporary directory (kept alive by the guard).
 pub(crate) async fn embedded() -> (tempfile::TempDir, Store) {
@@ -143,4 +143,34 @@ pub(crate) async fn store_with_webhooks(dir: &std::path::Path, n: usize) -> Stor
         store.webhook_create(&webhook(i)).await.unwrap();
     }
     store
+}
+
+/// An attempt of delivery `delivery` to `webhook` answered with `status`: a success for a
+/// 2xx, else a retry.
+pub(crate) fn answered(delivery: &str, webhook: &str, status: i64) -> Completion {
+    let ok = (200..300).contains(&status);
+    Completion {
+        delivery_id: delivery.into(),
+        webhook_id: webhook.into(),
+        disable_webhook: None,
+        attempt: Some(AttemptRecord {
+            id: format!("atm_{delivery}_{status}"),
+            delivery_id: delivery.into(),
+            attempt_no: 1,
+            started_at: 1,
+            duration_ms: 1,
+            outcome: if ok { "ok" } else { "http_status" }.into(),
+            status: Some(status),
+            request_headers: "{}".into(),
+            response_headers: "{}".into(),
+            response_body: String::new(),
+            error: None,
+        }),
+        next: if ok {
+            NextState::Succeeded
+        } else {
+            NextState::Retry(i64::MAX)
+        },
+        attempts: 1,
+    }
 }

@@ -171,38 +171,8 @@ mod tests {
     use tidings_core::webhook::Status;
 
     use super::ReadCache;
-    use crate::testing::{handed_off, request, store_with_webhooks, webhook};
-    use crate::{AttemptRecord, Completion, NextState, Store};
-
-    /// An attempt of delivery `delivery` to `webhook` answered with `status`: a success for a
-    /// 2xx, else a retry.
-    fn answered(delivery: &str, webhook: &str, status: i64) -> Completion {
-        let ok = (200..300).contains(&status);
-        Completion {
-            delivery_id: delivery.into(),
-            webhook_id: webhook.into(),
-            disable_webhook: None,
-            attempt: Some(AttemptRecord {
-                id: format!("atm_{delivery}_{status}"),
-                delivery_id: delivery.into(),
-                attempt_no: 1,
-                started_at: 1,
-                duration_ms: 1,
-                outcome: if ok { "ok" } else { "http_status" }.into(),
-                status: Some(status),
-                request_headers: "{}".into(),
-                response_headers: "{}".into(),
-                response_body: String::new(),
-                error: None,
-            }),
-            next: if ok {
-                NextState::Succeeded
-            } else {
-                NextState::Retry(i64::MAX)
-            },
-            attempts: 1,
-        }
-    }
+    use crate::Store;
+    use crate::testing::{answered, handed_off, request, store_with_webhooks, webhook};
 
     /// A map past the bound keeps every entry until the next transaction begins: a job built
     /// in the middle of one must find the webhooks it was told are cached.

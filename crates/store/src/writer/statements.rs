@@ -1,6 +1,6 @@
 //! The queue's statements as the writer thread runs them: rusqlite, statements prepared once
-//! and cached, `$N` parameters bound by name. The decisions are `queue.rs`'s, shared with
-//! PostgreSQL.
+//! and cached, `$N` parameters bound by name (the hot ones rewritten to `?N` and bound by
+//! number). The decisions are `queue.rs`'s, shared with PostgreSQL.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,10 +35,70 @@ impl Cols for rusqlite::Row<'_> {
     }
 }
 
-/// Binds `args` to the statement's `$N` parameters (`$N` takes `args[N - 1]`; SQLite numbers
-/// named parameters by first appearance, so the names decide).
+/// `sql` with its `$N` parameters written `?N`: SQLite numbers `?N` N, so [`bind`] binds
+/// `args[N - 1]` to it without looking up names. For the statements run for every event,
+/// delivery and attempt (built once, in [`Hot`]).
+fn positional(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The statements of the hot paths, with positional parameters.
+struct Hot {
+    insert_event: String,
+    insert_delivery: String,
+    insert_attempt: String,
+    delivery_update: String,
+    health_ok: String,
+    health_failing: String,
+}
+
+static HOT: std::sync::LazyLock<Hot> = std::sync::LazyLock::new(|| Hot {
+    insert_event: positional(&format!(
+        "{}VALUES {}",
+        queue::EVENT_INSERT,
+        queue::placeholders(0, 1, 14)
+    )),
+    insert_delivery: positional(&format!(
+        "{}VALUES {}",
+        queue::DELIVERY_INSERT,
+        queue::placeholders(0, 1, 10)
+    )),
+    insert_attempt: positional(&format!(
+        "{}VALUES {} ON CONFLICT (delivery_id, attempt_no, id) DO NOTHING",
+        queue::ATTEMPT_INSERT,
+        queue::placeholders(0, 1, 11)
+    )),
+    delivery_update: positional(queue::DELIVERY_UPDATE),
+    health_ok: positional(queue::HEALTH_OK),
+    health_failing: positional(queue::HEALTH_FAILING),
+});
+
+/// Binds `args` to the statement's parameters: `?N` takes `args[N - 1]` (see [`positional`]),
+/// and so does `$N` (SQLite numbers named parameters by first appearance, so the names decide).
 fn bind(st: &mut Statement<'_>, args: &[&dyn ToSql]) -> Result<()> {
-    for i in 1..=st.parameter_count() {
+    let count = st.parameter_count();
+    if st.parameter_name(1).is_some_and(|n| n.starts_with('?')) {
+        if count > args.len() {
+            return Err(StoreError::Embedded(format!(
+                "statement parameter {} has no value",
+                args.len() + 1
+            )));
+        }
+        for (i, arg) in args.iter().enumerate().take(count) {
+            st.raw_bind_parameter(i + 1, *arg)?;
+        }
+        return Ok(());
+    }
+    for i in 1..=count {
         let n = st
             .parameter_name(i)
             .and_then(|name| name.strip_prefix('$'))
@@ -169,16 +229,12 @@ pub(super) fn publish(
     }
     // One cached single-row statement per table: without a thread hop per statement, rows are
     // cheapest one at a time.
-    let insert_event = format!(
-        "{}VALUES {}",
-        queue::EVENT_INSERT,
-        queue::placeholders(0, 1, 14)
-    );
+    let insert_event = &HOT.insert_event;
     for (e, targets, suppressed) in &plan.events {
         let v = queue::event_values(e, *targets, *suppressed);
         execute(
             conn,
-            &insert_event,
+            insert_event,
             &[
                 &e.id,
                 &e.kind,
@@ -197,16 +253,12 @@ pub(super) fn publish(
             ],
         )?;
     }
-    let insert_delivery = format!(
-        "{}VALUES {}",
-        queue::DELIVERY_INSERT,
-        queue::placeholders(0, 1, 10)
-    );
+    let insert_delivery = &HOT.insert_delivery;
     for (i, (id, e, webhook_id)) in plan.deliveries.iter().enumerate() {
         let (owner, due) = res.lease(i, e.created_at);
         execute(
             conn,
-            &insert_delivery,
+            insert_delivery,
             &[
                 id,
                 &e.id,
@@ -352,16 +404,12 @@ pub(super) fn complete(
     completions: &[Completion],
     cutoff: i64,
 ) -> Result<Vec<DisabledWebhook>> {
-    let insert_attempt = format!(
-        "{}VALUES {} ON CONFLICT (id) DO NOTHING",
-        queue::ATTEMPT_INSERT,
-        queue::placeholders(0, 1, 11)
-    );
+    let insert_attempt = &HOT.insert_attempt;
     for c in completions {
         if let Some(a) = &c.attempt {
             execute(
                 conn,
-                &insert_attempt,
+                insert_attempt,
                 &[
                     &a.id,
                     &a.delivery_id,
@@ -380,7 +428,7 @@ pub(super) fn complete(
         let (state, next_at, status, outcome) = queue::next_row(c, now);
         execute(
             conn,
-            queue::DELIVERY_UPDATE,
+            &HOT.delivery_update,
             &[
                 &now,
                 &owner,
@@ -397,9 +445,9 @@ pub(super) fn complete(
     for (webhook_id, ok) in &health {
         if !*ok {
             cache.forget_success(webhook_id);
-            execute(conn, queue::HEALTH_FAILING, &[webhook_id, &now])?;
+            execute(conn, &HOT.health_failing, &[webhook_id, &now])?;
         } else if !cache.success_recorded(webhook_id, now)
-            && execute(conn, queue::HEALTH_OK, &[webhook_id, &now])? == 1
+            && execute(conn, &HOT.health_ok, &[webhook_id, &now])? == 1
         {
             cache.put_success(webhook_id, now);
         }
@@ -437,4 +485,45 @@ pub(super) fn release(conn: &Connection, owner: &str, ids: &[String], at: i64) -
     args.extend(listed);
     execute(conn, &sql, &args)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HOT, bind, positional};
+    use rusqlite::Connection;
+    use rusqlite::types::ToSql;
+
+    #[test]
+    fn positional_parameters_keep_their_numbers() {
+        assert_eq!(
+            positional("UPDATE t SET a = $2, b = $10 WHERE id = $1 AND c = '$x'"),
+            "UPDATE t SET a = ?2, b = ?10 WHERE id = ?1 AND c = '$x'"
+        );
+        assert!(
+            !HOT.delivery_update.contains('$'),
+            "{}",
+            HOT.delivery_update
+        );
+        assert!(HOT.insert_event.contains("?14)"), "{}", HOT.insert_event);
+    }
+
+    /// `?N` and `$N` take `args[N - 1]` whatever order they appear in.
+    #[test]
+    fn both_parameter_styles_bind_by_number() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in ["SELECT $2, $1, $2", "SELECT ?2, ?1, ?2"] {
+            let mut st = conn.prepare(sql).unwrap();
+            bind(&mut st, &[&"one" as &dyn ToSql, &"two"]).unwrap();
+            let mut rows = st.raw_query();
+            let row = rows.next().unwrap().unwrap();
+            let got: (String, String, String) = (
+                row.get(0).unwrap(),
+                row.get(1).unwrap(),
+                row.get(2).unwrap(),
+            );
+            assert_eq!(got, ("two".into(), "one".into(), "two".into()), "{sql}");
+        }
+        let mut st = conn.prepare("SELECT ?1, ?2").unwrap();
+        assert!(bind(&mut st, &[&1i64 as &dyn ToSql]).is_err());
+    }
 }
