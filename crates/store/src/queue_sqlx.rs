@@ -256,3 +256,24 @@ impl SqlStore {
         Ok(disabled)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{
+        completion_recorded_twice_stores_one_attempt, drop_schema, postgres_with_webhooks,
+    };
+
+    /// Migration 0007 moved the attempts' uniqueness into `attempts_delivery`; the completion
+    /// statement's `ON CONFLICT` must name exactly that key, and a repeat must insert nothing.
+    #[tokio::test]
+    #[cfg_attr(
+        not(tidings_pg),
+        ignore = "PostgreSQL suite disabled: set TIDINGS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
+    )]
+    async fn a_completion_recorded_twice_stores_one_attempt() {
+        let (schema, store) = postgres_with_webhooks(2).await;
+        completion_recorded_twice_stores_one_attempt(&store).await;
+        store.close().await;
+        drop_schema(&schema).await;
+    }
+}

@@ -123,7 +123,49 @@ pub(crate) fn webhook(i: usize) -> Webhook {
 /// A migrated embedded store with workspace `acme` and `n` webhooks ([`webhook`] 0 to n - 1);
 /// the caller keeps `dir`.
 pub(crate) async fn store_with_webhooks(dir: &std::path::Path, n: usize) -> Store {
-    let store = migrated(dir).await;
+    with_webhooks(migrated(dir).await, n).await
+}
+
+/// A migrated PostgreSQL store (TIDINGS_TEST_DATABASE_URL) in a schema of its own, selected
+/// through `search_path`, with workspace `acme` and `n` webhooks; and the schema's name, for
+/// [`drop_schema`].
+pub(crate) async fn postgres_with_webhooks(n: usize) -> (String, Store) {
+    use sqlx::Connection;
+    let base = std::env::var("TIDINGS_TEST_DATABASE_URL").expect("TIDINGS_TEST_DATABASE_URL");
+    let schema = format!(
+        "store_{}",
+        tidings_core::ids::random_alnum(12).to_lowercase()
+    );
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let store = Store::open(&crate::Backend::Postgres {
+        url,
+        max_connections: 4,
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    (schema, with_webhooks(store, n).await)
+}
+
+/// Drops a schema [`postgres_with_webhooks`] made.
+pub(crate) async fn drop_schema(schema: &str) {
+    use sqlx::Connection;
+    let base = std::env::var("TIDINGS_TEST_DATABASE_URL").expect("TIDINGS_TEST_DATABASE_URL");
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// `store` with workspace `acme` and `n` webhooks ([`webhook`] 0 to n - 1).
+async fn with_webhooks(store: Store, n: usize) -> Store {
     store
         .workspace_create(&Workspace {
             id: "acme".into(),
@@ -173,4 +215,27 @@ pub(crate) fn answered(delivery: &str, webhook: &str, status: i64) -> Completion
         },
         attempts: 1,
     }
+}
+
+/// Publishes an event to every webhook of `store` (two of them) and records each delivery's
+/// failed attempt twice, as the writer or the recorder does when a commit's answer was lost:
+/// every delivery must still have its attempt exactly once. Returns the jobs.
+pub(crate) async fn completion_recorded_twice_stores_one_attempt(store: &Store) -> Vec<Job> {
+    let jobs = handed_off(store, "evt_1").await;
+    assert_eq!(jobs.len(), 2);
+    let done: Arc<[Completion]> = jobs
+        .iter()
+        .map(|j| answered(&j.delivery_id, &j.webhook.id, 500))
+        .collect();
+    for _ in 0..2 {
+        store
+            .complete("node-test", 2, done.clone(), 0)
+            .await
+            .unwrap();
+    }
+    for j in &jobs {
+        let attempts = store.attempts_of(&j.delivery_id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+    }
+    jobs
 }

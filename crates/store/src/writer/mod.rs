@@ -495,7 +495,9 @@ fn failed_all(work: Vec<Work>, e: &rusqlite::Error) -> Vec<(Work, Output)> {
 mod tests {
     use super::{Connection, ReadCache, Work, transaction};
     use crate::StoreError;
-    use crate::testing::{answered, handed_off, request, store_with_webhooks};
+    use crate::testing::{
+        completion_recorded_twice_stores_one_attempt, request, store_with_webhooks,
+    };
 
     /// Work items sharing the writer's transaction fail alone: a publish that breaks a
     /// constraint gets its error, the others commit.
@@ -564,22 +566,7 @@ mod tests {
     async fn an_attempt_recorded_twice_is_stored_once_and_kept_by_the_rebuild() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_webhooks(dir.path(), 2).await;
-        let jobs = handed_off(&store, "evt_1").await;
-        assert_eq!(jobs.len(), 2);
-        let done: std::sync::Arc<[_]> = jobs
-            .iter()
-            .map(|j| answered(&j.delivery_id, &j.webhook.id, 500))
-            .collect();
-        for _ in 0..2 {
-            store
-                .complete("node-test", 2, done.clone(), 0)
-                .await
-                .unwrap();
-        }
-        for j in &jobs {
-            let attempts = store.attempts_of(&j.delivery_id).await.unwrap();
-            assert_eq!(attempts.len(), 1, "{attempts:?}");
-        }
+        let jobs = completion_recorded_twice_stores_one_attempt(&store).await;
         let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .unwrap();
