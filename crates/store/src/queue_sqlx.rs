@@ -47,7 +47,9 @@ const RECORD_ATTEMPTS: &str = "WITH new_attempts AS (INSERT INTO attempts (id, d
      last_status = COALESCE(v.status, d.last_status), last_outcome = COALESCE(v.outcome, d.last_outcome), updated_at = $1 \
      FROM UNNEST($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[]) AS v(id, state, attempts, next_at, status, outcome) \
      WHERE d.id = v.id AND d.lease_owner = $2 AND (d.state = 'pending') IS TRUE";
-const RELEASE: &str = "UPDATE deliveries SET lease_owner = NULL, next_attempt_at = $2 WHERE state = 'pending' AND lease_owner = $1 AND id = ANY($3)";
+/// Gives leased deliveries back. Its state guard is written like `RECORD_ATTEMPTS`'s, for the
+/// same reason: the ids are looked up by primary key, never through `deliveries_due`.
+const RELEASE: &str = "UPDATE deliveries SET lease_owner = NULL, next_attempt_at = $2 WHERE id = ANY($3) AND lease_owner = $1 AND (state = 'pending') IS TRUE";
 
 impl SqlStore {
     /// One transaction for the whole batch, a fixed number of statements: the idempotency keys
@@ -284,10 +286,10 @@ mod tests {
         drop_schema(&schema).await;
     }
 
-    /// A completion batch finds its deliveries by primary key even when the statistics predate
-    /// the backlog: analysed while nothing was pending, then everything pending (what a queue
-    /// that built up between two autovacuum runs looks like), the plan must not walk the
-    /// pending deliveries through `deliveries_due`.
+    /// A completion batch and a release find their deliveries by primary key even when the
+    /// statistics predate the backlog: analysed while nothing was pending, then everything
+    /// pending (what a queue that built up between two autovacuum runs looks like), neither
+    /// plan may walk the pending deliveries through `deliveries_due`.
     #[tokio::test]
     #[cfg_attr(
         not(tidings_pg),
@@ -340,9 +342,19 @@ mod tests {
             .await
             .unwrap();
         let plan = plan.join("\n");
+        let release: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", super::RELEASE)))
+            .bind("node-test")
+            .bind(2_i64)
+            .bind(&ids)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        let release = release.join("\n");
         store.close().await;
         drop_schema(&schema).await;
         assert!(!plan.contains("deliveries_due"), "{plan}");
         assert!(plan.contains("deliveries_pkey"), "{plan}");
+        assert!(!release.contains("deliveries_due"), "{release}");
+        assert!(release.contains("deliveries_pkey"), "{release}");
     }
 }
