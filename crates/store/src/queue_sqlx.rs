@@ -317,12 +317,11 @@ mod tests {
             .await
             .unwrap();
         let n = ids.len();
-        let texts = |v: &str| vec![v.to_string(); n];
         let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", super::RECORD_ATTEMPTS)))
             .bind(2_i64)
             .bind("node-test")
             .bind(&ids)
-            .bind(texts("succeeded"))
+            .bind(vec!["succeeded".to_string(); n])
             .bind(vec![1_i64; n])
             .bind(vec![2_i64; n])
             .bind(vec![Some(204_i64); n])

@@ -145,7 +145,7 @@ impl WalFile {
     }
 
     /// Writes straight to the real file, in pieces the real VFS takes whole.
-    fn write_through(&mut self, data: &[u8], offset: i64) -> c_int {
+    fn write_through(&self, data: &[u8], offset: i64) -> c_int {
         let Some(x_write) = self.methods().xWrite else {
             return ffi::SQLITE_IOERR_WRITE;
         };
@@ -168,11 +168,9 @@ impl WalFile {
         if self.run.is_empty() {
             return ffi::SQLITE_OK;
         }
-        let run = std::mem::take(&mut self.run);
-        let rc = self.write_through(&run, self.start);
-        self.next_append = self.start + run.len() as i64;
-        // Keep the allocation for the next run.
-        self.run = run;
+        let rc = self.write_through(&self.run, self.start);
+        self.next_append = self.start + self.run.len() as i64;
+        // Keeps the allocation for the next run.
         self.run.clear();
         rc
     }
