@@ -16,6 +16,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+mod load;
+
 const OPERATOR_KEY: &str = "bench-operator-key-0123456789";
 
 /// What to run and how hard.
@@ -231,6 +233,11 @@ impl Drop for Server {
     }
 }
 
+/// CPU seconds of this process so far: the load generator's and the receiver's.
+fn harness_cpu() -> f64 {
+    cpu_seconds("/proc/self/stat").unwrap_or(0.0)
+}
+
 /// User + system CPU seconds from a `/proc/…/stat` file.
 fn cpu_seconds(stat: &str) -> Option<f64> {
     let s = std::fs::read_to_string(stat).ok()?;
@@ -317,78 +324,42 @@ async fn setup(
     Ok(())
 }
 
-/// What a load run produced.
-struct Load {
-    accepted: u64,
-    elapsed: Duration,
-    started_us: u64,
-    publish_latencies_us: Vec<u64>,
+fn event_body(n: u64, workspaces: usize) -> Value {
+    let ws = usize::try_from(n).unwrap_or(0) % workspaces.max(1);
+    json!({"type": "workorder.created", "workspaceId": workspace_id(ws), "data": {"n": n, "t": now_micros()}})
 }
 
-/// `connections` loops POSTing `body(n)` to `url` for `duration` (or, with `rate`, at that many
-/// requests per second in total).
+/// The load's bodies: [`event_body`]'s event, written with one `format!` (the workspace ids
+/// made once), for the `n`th request.
+fn event_bodies(workspaces: usize) -> load::Body {
+    let ids: Vec<String> = (0..workspaces.max(1)).map(workspace_id).collect();
+    Arc::new(move |n| {
+        let ws = &ids[usize::try_from(n).unwrap_or(0) % ids.len()];
+        Bytes::from(format!(
+            r#"{{"type":"workorder.created","workspaceId":"{ws}","data":{{"n":{n},"t":{}}}}}"#,
+            now_micros()
+        ))
+    })
+}
+
+/// Runs the load generator against `url` (see [`load::run`]).
 async fn load(
-    url: String,
+    url: &str,
     auth: Option<&str>,
     connections: usize,
     duration: Duration,
     rate: Option<u64>,
-    body: fn(u64, usize) -> Value,
     workspaces: usize,
-) -> Load {
-    let http = client(connections);
-    let started_us = now_micros();
-    let start = Instant::now();
-    let deadline = start + duration;
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (http, url, next) = (http.clone(), url.clone(), next.clone());
-        let auth = auth.map(str::to_string);
-        tasks.push(tokio::spawn(async move {
-            let mut ok = 0u64;
-            let mut lat = Vec::new();
-            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r as f64));
-            let mut tick = Instant::now();
-            while Instant::now() < deadline {
-                if let Some(i) = interval {
-                    tick += i;
-                    tokio::time::sleep_until(tick.into()).await;
-                }
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let mut req = http.post(&url).json(&body(n, workspaces));
-                if let Some(a) = &auth {
-                    req = req.bearer_auth(a);
-                }
-                let t = Instant::now();
-                if req.send().await.is_ok_and(|r| r.status().is_success()) {
-                    ok += 1;
-                    lat.push(t.elapsed().as_micros() as u64);
-                }
-                let _ = c;
-            }
-            (ok, lat)
-        }));
-    }
-    let mut accepted = 0;
-    let mut publish_latencies_us = Vec::new();
-    for t in tasks {
-        if let Ok((ok, lat)) = t.await {
-            accepted += ok;
-            publish_latencies_us.extend(lat);
-        }
-    }
-    Load {
-        accepted,
-        elapsed: start.elapsed(),
-        started_us,
-        publish_latencies_us,
-    }
-}
-
-fn event_body(n: u64, workspaces: usize) -> Value {
-    let ws = usize::try_from(n).unwrap_or(0) % workspaces.max(1);
-    json!({"type": "workorder.created", "workspaceId": workspace_id(ws), "data": {"n": n, "t": now_micros()}})
+) -> anyhow::Result<load::Load> {
+    let target = load::Target::new(url, auth)?;
+    Ok(load::run(
+        &target,
+        connections,
+        duration,
+        rate,
+        event_bodies(workspaces),
+    )
+    .await)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -422,7 +393,7 @@ async fn warm_up(base: &str, workspaces: usize) -> anyhow::Result<u64> {
 }
 
 /// The publish p50 and p99 of a load run, in ms.
-fn publish_percentiles(l: &Load) -> (f64, f64) {
+fn publish_percentiles(l: &load::Load) -> (f64, f64) {
     let mut p = l.publish_latencies_us.clone();
     p.sort_unstable();
     (percentile(&p, 0.5), percentile(&p, 0.99))
@@ -472,35 +443,28 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let line = match scenario.as_str() {
             "baseline" => {
                 rx.reset(false);
-                let l = load(
-                    rx_url.clone(),
-                    None,
-                    opts.connections,
-                    opts.duration,
-                    None,
-                    event_body,
-                    1,
-                )
-                .await;
+                let h0 = harness_cpu();
+                let l = load(&rx_url, None, opts.connections, opts.duration, None, 1).await?;
                 let rps = l.accepted as f64 / l.elapsed.as_secs_f64();
                 baseline_rps = Some(rps);
-                json!({"scenario": "baseline", "requests": l.accepted, "requests_per_sec": rps.round(), "connections": opts.connections})
+                json!({"scenario": "baseline", "requests": l.accepted, "requests_per_sec": rps.round(), "connections": opts.connections,
+                    "harness_cpu_seconds": round2(harness_cpu() - h0)})
             }
             "fanout1" | "fanout10" => {
                 let fanout = if scenario == "fanout1" { 1 } else { 10 };
                 let server = Server::start(&opts, true, None).await?;
                 setup(&server.base, &rx_url, 1, fanout, false).await?;
                 rx.reset(false);
+                let h0 = harness_cpu();
                 let l = load(
-                    format!("{}/v1/events", server.base),
+                    &format!("{}/v1/events", server.base),
                     Some(OPERATOR_KEY),
                     opts.connections,
                     opts.duration,
                     None,
-                    event_body,
                     1,
                 )
-                .await;
+                .await?;
                 let expected = l.accepted * fanout as u64;
                 let delivered_all = wait_delivered(&rx, expected, Duration::from_secs(600)).await;
                 let delivered = rx.count.load(Ordering::Relaxed);
@@ -514,7 +478,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     "events_per_sec": (l.accepted as f64 / l.elapsed.as_secs_f64()).round(),
                     "deliveries": delivered, "deliveries_per_sec": dps.round(),
                     "delivered_equals_accepted": delivered_all && delivered == expected,
-                    "peak_rss_mb": rss.round(), "cpu_seconds": cpu});
+                    "peak_rss_mb": rss.round(), "cpu_seconds": cpu,
+                    "harness_cpu_seconds": round2(harness_cpu() - h0)});
                 if let Some(w) = server.writer_cpu() {
                     v["writer_cpu_seconds"] = json!(w);
                 }
@@ -535,15 +500,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 rx.reset(true);
                 let conns = opts.connections.clamp(1, 16);
                 let l = load(
-                    format!("{}/v1/events", server.base),
+                    &format!("{}/v1/events", server.base),
                     Some(OPERATOR_KEY),
                     conns,
                     opts.duration,
                     Some(opts.rate),
-                    event_body,
                     1,
                 )
-                .await;
+                .await?;
                 wait_delivered(&rx, l.accepted, Duration::from_secs(60)).await;
                 let mut lat = rx
                     .latencies
@@ -607,15 +571,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 // by throughput).
                 rx.reset(false);
                 let steady = load(
-                    format!("{}/v1/events", server.base),
+                    &format!("{}/v1/events", server.base),
                     Some(OPERATOR_KEY),
                     opts.connections.clamp(1, 16),
                     opts.duration,
                     Some(opts.rate),
-                    event_body,
                     opts.workspaces,
                 )
-                .await;
+                .await?;
                 let steady_all =
                     wait_delivered(&rx, steady.accepted, Duration::from_secs(60)).await;
                 let at_rate = publish_percentiles(&steady);
@@ -625,15 +588,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let setup_writer_cpu = server.writer_cpu();
                 rx.reset(false);
                 let l = load(
-                    format!("{}/v1/events", server.base),
+                    &format!("{}/v1/events", server.base),
                     Some(OPERATOR_KEY),
                     opts.connections,
                     opts.duration,
                     None,
-                    event_body,
                     opts.workspaces,
                 )
-                .await;
+                .await?;
                 let (p50, p99) = publish_percentiles(&l);
                 let all =
                     steady_all && wait_delivered(&rx, l.accepted, Duration::from_secs(600)).await;

@@ -1,0 +1,243 @@
+//! The bench's load generator: `connections` loops, each owning one keep-alive HTTP/1.1
+//! connection that it drives itself (no connection task, no pool), POSTing bodies built with
+//! one `format!`. The generator shares the machine with the server and the receiver, so every
+//! microsecond it spends is taken from what it measures; it is kept as lean as the receiver.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper_util::rt::TokioIo;
+
+/// Where the load goes: a `http://host:port/path` URL, resolved and split once.
+#[derive(Clone, Debug)]
+pub(super) struct Target {
+    addr: SocketAddr,
+    host: HeaderValue,
+    path: hyper::Uri,
+    auth: Option<HeaderValue>,
+}
+
+impl Target {
+    /// `url` must be `http://<ip>:<port><path>` (the bench only talks to loopback servers it
+    /// started); `bearer` is sent as `Authorization: Bearer …`.
+    pub(super) fn new(url: &str, bearer: Option<&str>) -> anyhow::Result<Self> {
+        let uri: hyper::Uri = url.parse()?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("{url} has no host"))?;
+        let addr: SocketAddr = authority.as_str().parse()?;
+        let path = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse::<hyper::Uri>()?;
+        let auth = bearer
+            .map(|b| HeaderValue::from_str(&format!("Bearer {b}")))
+            .transpose()?;
+        Ok(Self {
+            addr,
+            host: HeaderValue::from_str(authority.as_str())?,
+            path,
+            auth,
+        })
+    }
+
+    fn request(&self, body: Bytes) -> hyper::Request<Full<Bytes>> {
+        let mut req = hyper::Request::new(Full::new(body));
+        *req.method_mut() = hyper::Method::POST;
+        *req.uri_mut() = self.path.clone();
+        let headers = req.headers_mut();
+        headers.insert(HOST, self.host.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(a) = &self.auth {
+            headers.insert(AUTHORIZATION, a.clone());
+        }
+        req
+    }
+}
+
+/// One HTTP/1.1 connection, driven by the task that sends on it.
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    conn: Pin<Box<http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>>>,
+    /// The connection's future finished (the peer closed it): it is not polled again, and
+    /// the connection is replaced after the request in hand.
+    ended: bool,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+        Ok(Self {
+            sender,
+            conn: Box::pin(conn),
+            ended: false,
+        })
+    }
+
+    /// Sends `req`, reads the whole answer, and returns its status. The connection's own
+    /// future is polled alongside, in this task: the request and its connection never wake
+    /// each other across tasks.
+    async fn send(&mut self, req: hyper::Request<Full<Bytes>>) -> anyhow::Result<u16> {
+        let Self {
+            sender,
+            conn,
+            ended,
+        } = self;
+        if *ended {
+            anyhow::bail!("the connection was closed");
+        }
+        // Polls the connection until it finishes, then never again.
+        let mut drive = |cx: &mut std::task::Context<'_>| {
+            if !*ended && conn.as_mut().poll(cx).is_ready() {
+                *ended = true;
+            }
+            *ended
+        };
+        let mut answer = std::pin::pin!(sender.send_request(req));
+        // The connection first: it writes the request and reads the answer, which the
+        // request's future then finds ready in the same poll.
+        let response = poll_fn(|cx| {
+            let closed = drive(cx);
+            if let Poll::Ready(r) = answer.as_mut().poll(cx) {
+                return Poll::Ready(r.map_err(anyhow::Error::from));
+            }
+            if closed {
+                return Poll::Ready(Err(anyhow::anyhow!("the connection closed")));
+            }
+            Poll::Pending
+        })
+        .await?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        while !hyper::body::Body::is_end_stream(&body) {
+            let mut frame = std::pin::pin!(body.frame());
+            let next = poll_fn(|cx| {
+                let closed = drive(cx);
+                match frame.as_mut().poll(cx) {
+                    Poll::Pending if closed => Poll::Ready(None),
+                    other => other,
+                }
+            })
+            .await;
+            match next {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
+        }
+        Ok(status)
+    }
+}
+
+/// What a load run produced.
+pub(super) struct Load {
+    pub accepted: u64,
+    pub elapsed: Duration,
+    pub started_us: u64,
+    pub publish_latencies_us: Vec<u64>,
+}
+
+/// A request body: the `n`th of the run.
+pub(super) type Body = Arc<dyn Fn(u64) -> Bytes + Send + Sync>;
+
+/// `connections` loops POSTing `body(n)` to `target` for `duration` (or, with `rate`, at that
+/// many requests per second in total). A request that fails is not counted and its connection
+/// is opened again.
+pub(super) async fn run(
+    target: &Target,
+    connections: usize,
+    duration: Duration,
+    rate: Option<u64>,
+    body: Body,
+) -> Load {
+    let started_us = super::now_micros();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (target, next, body) = (target.clone(), next.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            let mut lat = Vec::new();
+            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r as f64));
+            let mut tick = Instant::now();
+            let mut conn: Option<Conn> = None;
+            while Instant::now() < deadline {
+                if let Some(i) = interval {
+                    tick += i;
+                    tokio::time::sleep_until(tick.into()).await;
+                }
+                if conn.is_none() {
+                    conn = Conn::open(target.addr).await.ok();
+                }
+                let Some(c) = conn.as_mut() else {
+                    // Nothing listens (yet): try again shortly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let req = target.request(body(n));
+                let t = Instant::now();
+                match c.send(req).await {
+                    Ok(status) if (200..300).contains(&status) => {
+                        ok += 1;
+                        lat.push(t.elapsed().as_micros() as u64);
+                    }
+                    Ok(_) => {}
+                    Err(_) => conn = None,
+                }
+                if conn.as_ref().is_some_and(|c| c.ended) {
+                    conn = None;
+                }
+            }
+            (ok, lat)
+        }));
+    }
+    let mut accepted = 0;
+    let mut publish_latencies_us = Vec::new();
+    for t in tasks {
+        if let Ok((ok, lat)) = t.await {
+            accepted += ok;
+            publish_latencies_us.extend(lat);
+        }
+    }
+    Load {
+        accepted,
+        elapsed: start.elapsed(),
+        started_us,
+        publish_latencies_us,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn a_target_is_split_once() {
+        let t = Target::new("http://127.0.0.1:8080/v1/events", Some("k")).unwrap();
+        assert_eq!(t.addr.port(), 8080);
+        assert_eq!(t.path, "/v1/events");
+        assert_eq!(t.host, "127.0.0.1:8080");
+        assert_eq!(t.auth.as_ref().unwrap(), "Bearer k");
+        let req = t.request(bytes::Bytes::from_static(b"{}"));
+        assert_eq!(req.uri(), "/v1/events");
+        assert_eq!(req.headers()["content-type"], "application/json");
+        assert!(
+            Target::new("http://localhost/x", None).is_err(),
+            "no port, no IP"
+        );
+    }
+}
