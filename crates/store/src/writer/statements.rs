@@ -114,7 +114,14 @@ fn bind(st: &mut Statement<'_>, args: &[&dyn ToSql]) -> Result<()> {
 
 fn execute(conn: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<usize> {
     let mut st = conn.prepare_cached(sql)?;
-    bind(&mut st, args)?;
+    run(&mut st, args)
+}
+
+/// Binds `args` and runs the statement once. The loops over rows take their statement from the
+/// cache once and run it for every row: looking it up hashes its whole text, and giving it back
+/// moves it in the cache's LRU list (~4% of the writer when it was done per row).
+fn run(st: &mut Statement<'_>, args: &[&dyn ToSql]) -> Result<usize> {
+    bind(st, args)?;
     Ok(st.raw_execute()?)
 }
 
@@ -230,12 +237,11 @@ pub(super) fn publish(
     }
     // One cached single-row statement per table: without a thread hop per statement, rows are
     // cheapest one at a time.
-    let insert_event = &HOT.insert_event;
+    let mut insert_event = conn.prepare_cached(&HOT.insert_event)?;
     for (e, targets, suppressed) in &plan.events {
         let v = queue::event_values(e, *targets, *suppressed);
-        execute(
-            conn,
-            insert_event,
+        run(
+            &mut insert_event,
             &[
                 &e.id,
                 &e.kind,
@@ -254,12 +260,12 @@ pub(super) fn publish(
             ],
         )?;
     }
-    let insert_delivery = &HOT.insert_delivery;
+    drop(insert_event);
+    let mut insert_delivery = conn.prepare_cached(&HOT.insert_delivery)?;
     for (i, (id, e, webhook_id)) in plan.deliveries.iter().enumerate() {
         let (owner, due) = res.lease(i, e.created_at);
-        execute(
-            conn,
-            insert_delivery,
+        run(
+            &mut insert_delivery,
             &[
                 id,
                 &e.id,
@@ -274,6 +280,7 @@ pub(super) fn publish(
             ],
         )?;
     }
+    drop(insert_delivery);
     let published = Published {
         queued: res.queued(),
         outcomes: plan.out,
@@ -405,12 +412,12 @@ pub(super) fn complete(
     completions: &[Completion],
     cutoff: i64,
 ) -> Result<Vec<DisabledWebhook>> {
-    let insert_attempt = &HOT.insert_attempt;
+    let mut insert_attempt = conn.prepare_cached(&HOT.insert_attempt)?;
+    let mut delivery_update = conn.prepare_cached(&HOT.delivery_update)?;
     for c in completions {
         if let Some(a) = &c.attempt {
-            execute(
-                conn,
-                insert_attempt,
+            run(
+                &mut insert_attempt,
                 &[
                     &a.id,
                     &a.delivery_id,
@@ -427,9 +434,8 @@ pub(super) fn complete(
             )?;
         }
         let (state, next_at, status, outcome) = queue::next_row(c, now);
-        execute(
-            conn,
-            &HOT.delivery_update,
+        run(
+            &mut delivery_update,
             &[
                 &now,
                 &owner,
@@ -442,6 +448,7 @@ pub(super) fn complete(
             ],
         )?;
     }
+    drop((insert_attempt, delivery_update));
     let health = queue::health(completions);
     for (webhook_id, ok) in &health {
         if !*ok {
