@@ -83,7 +83,7 @@ pub async fn emulate(
     tracing::info!(webhook = %webhook.id, outcome = result.outcome.as_str(), status = ?result.status, "emulated notification sent");
     let response = result.status.map(|status| ReportResponse {
         status,
-        headers: result.response_headers,
+        headers: result.response_headers.to_map(),
         body: result.response_body,
     });
     Ok(json!(Report {
@@ -95,7 +95,7 @@ pub async fn emulate(
         request: ReportRequest {
             method: "POST".into(),
             url: webhook.spec.url.clone(),
-            headers: result.request_headers,
+            headers: result.request_headers.to_map(),
             body: String::from_utf8_lossy(
                 &result.request_body[..result.request_body.len().min(MAX_RESPONSE_BODY)],
             )

@@ -16,6 +16,7 @@ mod claims;
 pub mod client;
 pub mod guard;
 pub mod handoff;
+pub mod recorded;
 pub mod sender;
 pub mod slots;
 
@@ -149,9 +150,6 @@ impl Worker {
             .attempt(result.outcome.as_str(), result.duration);
         tracing::debug!(delivery = %job.delivery_id, webhook = %job.webhook.id, attempt = attempt_no,
             outcome = result.outcome.as_str(), status = ?result.status, "attempt finished");
-        let json = |m: &std::collections::BTreeMap<String, String>| {
-            serde_json::to_string(m).unwrap_or_default()
-        };
         Completion {
             delivery_id: job.delivery_id.clone(),
             webhook_id: job.webhook.id.clone(),
@@ -166,8 +164,8 @@ impl Worker {
                 duration_ms: millis(result.duration),
                 outcome: result.outcome.as_str().to_string(),
                 status: result.status.map(i64::from),
-                request_headers: json(&result.request_headers),
-                response_headers: json(&result.response_headers),
+                request_headers: result.request_headers.into_string(),
+                response_headers: result.response_headers.into_string(),
                 response_body: result.response_body,
                 error: result.error,
             }),

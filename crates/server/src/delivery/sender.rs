@@ -2,7 +2,7 @@
 //! SPEC §5 describes: envelope, `Content-Type`, `User-Agent`, `Event-Type`, Standard Webhooks
 //! headers, then the webhook's own headers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
+    USER_AGENT as USER_AGENT_HEADER,
+};
 use serde_json::{Map, Value};
 use tidings_core::event::Event;
 use tidings_core::payload::{self, PayloadContext};
@@ -19,6 +22,7 @@ use tidings_core::webhook::{AuthMode, Toggle, Webhook};
 
 use super::client::{self, Client};
 use super::guard::{AddressPolicy, BlockedAddress, DnsFailure};
+use super::recorded::RecordedHeaders;
 use crate::auth::keys::Keys;
 
 /// Lifetime of the bearer token sent to receivers.
@@ -32,6 +36,8 @@ pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
 /// `User-Agent` of every notification.
 pub const USER_AGENT: &str = concat!("Tidings/", env!("CARGO_PKG_VERSION"));
 
+static WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+
 /// What one attempt produced.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
@@ -39,8 +45,9 @@ pub struct AttemptResult {
     /// The body sent (shared with the request, not copied; the emulator reports it).
     pub request_body: Bytes,
     pub status: Option<u16>,
-    pub request_headers: BTreeMap<String, String>,
-    pub response_headers: BTreeMap<String, String>,
+    /// The headers sent, credentials redacted.
+    pub request_headers: RecordedHeaders,
+    pub response_headers: RecordedHeaders,
     pub response_body: String,
     pub duration: Duration,
     pub error: Option<String>,
@@ -76,8 +83,9 @@ impl Outcome {
     }
 }
 
-/// Bearer tokens by (webhook id, audience): (token, expiry in Unix seconds).
-type TokenCache = HashMap<(String, String), (String, i64)>;
+/// `Authorization` values by (webhook id, audience): (`Bearer <token>`, expiry in Unix
+/// seconds).
+type TokenCache = HashMap<(String, String), (HeaderValue, i64)>;
 
 /// A webhook URL parsed once, with its origin (a bearer token's audience).
 #[derive(Debug)]
@@ -182,8 +190,14 @@ impl Sender {
         })
     }
 
-    /// The bearer token for a webhook: signed once and reused until shortly before it expires.
-    fn bearer(&self, webhook: &Webhook, target: Option<&Target>, now_secs: i64) -> Option<String> {
+    /// The `Authorization: Bearer` value for a webhook: its token signed once and reused until
+    /// shortly before it expires.
+    fn bearer(
+        &self,
+        webhook: &Webhook,
+        target: Option<&Target>,
+        now_secs: i64,
+    ) -> Option<HeaderValue> {
         let key = (webhook.id.clone(), target?.origin.clone());
         let mut cache = self
             .tokens
@@ -202,12 +216,14 @@ impl Sender {
             iat: now_secs,
             exp: now_secs + NOTIFICATION_TOKEN_TTL,
         };
-        let token = self.keys.sign(&claims);
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", self.keys.sign(&claims))).ok()?;
+        value.set_sensitive(true);
         if cache.len() > CACHE_BOUND {
             cache.retain(|_, (_, exp)| *exp - NOTIFICATION_TOKEN_MARGIN > now_secs);
         }
-        cache.insert(key, (token.clone(), claims.exp));
-        Some(token)
+        cache.insert(key, (value.clone(), claims.exp));
+        Some(value)
     }
 
     /// Builds and sends one notification, signed at `now_ms`.
@@ -223,17 +239,18 @@ impl Sender {
         });
         let body = built.body;
         let target = target(&self.urls, &webhook.spec.url);
-        let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::with_capacity(8 + webhook.spec.headers.len());
+        // Constants need no check or copy; numbers are written without a string between.
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(built.content_type));
+        headers.insert(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
+        headers.insert(&WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
         let mut set = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(HeaderName::from_static(name), v);
             }
         };
-        set("content-type", built.content_type);
-        set("user-agent", USER_AGENT);
         set("event-type", &n.event.kind);
         set("webhook-id", n.message_id);
-        set("webhook-timestamp", &timestamp.to_string());
         let mut secrets = vec![webhook.spec.secret.as_str()];
         if let Some((previous, until)) = &webhook.previous_secret
             && *until > now_ms
@@ -246,8 +263,8 @@ impl Sender {
         );
         match webhook.spec.authorization {
             AuthMode::Bearer => {
-                if let Some(token) = self.bearer(webhook, target.as_deref(), timestamp) {
-                    set("authorization", &format!("Bearer {token}"));
+                if let Some(value) = self.bearer(webhook, target.as_deref(), timestamp) {
+                    headers.insert(AUTHORIZATION, value);
                 }
             }
             AuthMode::Basic => {
@@ -272,7 +289,7 @@ impl Sender {
                 headers.insert(k, v);
             }
         }
-        let request_headers = redacted(&headers);
+        let request_headers = RecordedHeaders::request(&headers);
         let request_body = Bytes::from(body);
         let started = Instant::now();
         let fail = |outcome: Outcome, error: String| AttemptResult {
@@ -280,7 +297,7 @@ impl Sender {
             request_body: request_body.clone(),
             status: None,
             request_headers: request_headers.clone(),
-            response_headers: BTreeMap::new(),
+            response_headers: RecordedHeaders::default(),
             response_body: String::new(),
             duration: started.elapsed(),
             error: Some(error),
@@ -323,16 +340,7 @@ impl Sender {
             .get(hyper::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        let response_headers = parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let response_headers = RecordedHeaders::response(&parts.headers);
         let mut captured: Vec<u8> = Vec::new();
         let mut error = None;
         // A body known to be empty (`204`, `Content-Length: 0`) is not read: no timer for it.
@@ -415,33 +423,6 @@ fn literal_ip(url: &url::Url) -> Option<IpAddr> {
     }
 }
 
-/// Header names whose values are credentials: recorded as `***`. `name` is lower case, as every
-/// `HeaderName` is; the headers Tidings sets itself are answered without a search.
-fn is_sensitive(name: &str) -> bool {
-    match name {
-        "content-type" | "user-agent" | "event-type" | "webhook-id" | "webhook-timestamp"
-        | "webhook-signature" => false,
-        "authorization" | "proxy-authorization" | "cookie" => true,
-        n => ["token", "secret", "password", "api-key", "apikey", "auth"]
-            .iter()
-            .any(|s| n.contains(s)),
-    }
-}
-
-fn redacted(headers: &HeaderMap) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            let value = if is_sensitive(k.as_str()) {
-                "***".to_string()
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            (k.as_str().to_string(), value)
-        })
-        .collect()
-}
-
 /// Maps a client error to an outcome code and a message without secrets (the client's errors
 /// never name the URL).
 fn classify(e: &(dyn std::error::Error + 'static)) -> (Outcome, String) {
@@ -514,21 +495,5 @@ mod tests {
         let v6 = target(&cache, "http://[::1]/").unwrap();
         assert_eq!(v6.ip, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
         assert!(target(&cache, "not a url").is_none());
-    }
-
-    #[test]
-    fn credentials_are_redacted_in_recorded_headers() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_static("Bearer abc"));
-        h.insert("x-api-key", HeaderValue::from_static("k"));
-        h.insert("x-request-id", HeaderValue::from_static("r1"));
-        h.insert("x-auth-token", HeaderValue::from_static("t"));
-        h.insert("webhook-signature", HeaderValue::from_static("v1,abc"));
-        let r = redacted(&h);
-        assert_eq!(r["authorization"], "***");
-        assert_eq!(r["x-api-key"], "***");
-        assert_eq!(r["x-auth-token"], "***");
-        assert_eq!(r["x-request-id"], "r1");
-        assert_eq!(r["webhook-signature"], "v1,abc");
     }
 }

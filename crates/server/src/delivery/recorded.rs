@@ -1,0 +1,136 @@
+//! Headers as an attempt records them: one JSON object of name → value, names sorted, written
+//! straight from the header map (no map of owned strings built and serialized per attempt; that
+//! was a tenth of a delivery task's instructions).
+
+use std::collections::BTreeMap;
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// A JSON object of header names (lower case, sorted) and values. A name sent more than once
+/// keeps its last value, as a map from names to values would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordedHeaders(String);
+
+impl RecordedHeaders {
+    /// The headers of a notification, with credentials written as `***`.
+    pub fn request(headers: &HeaderMap) -> Self {
+        Self::write(headers, is_sensitive)
+    }
+
+    /// A receiver's answer, as it came.
+    pub fn response(headers: &HeaderMap) -> Self {
+        Self::write(headers, |_| false)
+    }
+
+    fn write(headers: &HeaderMap, hide: fn(&str) -> bool) -> Self {
+        let mut entries: Vec<(&HeaderName, &HeaderValue)> = headers.iter().collect();
+        // Stable: a repeated name keeps its values in order, and the last one is written.
+        entries.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let mut out = Vec::with_capacity(64 + 48 * entries.len());
+        out.push(b'{');
+        let mut first = true;
+        for (i, (name, value)) in entries.iter().enumerate() {
+            if entries.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let name = name.as_str();
+            string(&mut out, name);
+            out.push(b':');
+            if hide(name) {
+                out.extend_from_slice(b"\"***\"");
+            } else {
+                string(&mut out, &String::from_utf8_lossy(value.as_bytes()));
+            }
+        }
+        out.push(b'}');
+        // Only JSON was written, from `str`s: valid UTF-8.
+        Self(String::from_utf8(out).unwrap_or_default())
+    }
+
+    /// The JSON text, as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// The headers as a map (for the emulator's report).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+}
+
+/// `s` as a JSON string.
+fn string(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a vector cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Header names whose values are credentials: recorded as `***`. `name` is lower case, as every
+/// `HeaderName` is; the headers Tidings sets itself are answered without a search.
+fn is_sensitive(name: &str) -> bool {
+    match name {
+        "content-type" | "user-agent" | "event-type" | "webhook-id" | "webhook-timestamp"
+        | "webhook-signature" => false,
+        "authorization" | "proxy-authorization" | "cookie" => true,
+        n => ["token", "secret", "password", "api-key", "apikey", "auth"]
+            .iter()
+            .any(|s| n.contains(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_in_recorded_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer abc"));
+        h.insert("x-api-key", HeaderValue::from_static("k"));
+        h.insert("x-request-id", HeaderValue::from_static("r1"));
+        h.insert("x-auth-token", HeaderValue::from_static("t"));
+        h.insert("webhook-signature", HeaderValue::from_static("v1,abc"));
+        let r = RecordedHeaders::request(&h).to_map();
+        assert_eq!(r["authorization"], "***");
+        assert_eq!(r["x-api-key"], "***");
+        assert_eq!(r["x-auth-token"], "***");
+        assert_eq!(r["x-request-id"], "r1");
+        assert_eq!(r["webhook-signature"], "v1,abc");
+        assert_eq!(r.len(), 5);
+        let answer = RecordedHeaders::response(&h).to_map();
+        assert_eq!(
+            answer["authorization"], "Bearer abc",
+            "answers are kept whole"
+        );
+    }
+
+    /// The same text a map of the headers would serialize to: names sorted, JSON escapes, the
+    /// last of repeated values, non-UTF-8 bytes replaced.
+    #[test]
+    fn the_text_is_what_a_sorted_map_would_serialize() {
+        let mut h = HeaderMap::new();
+        h.insert("x-b", HeaderValue::from_static("quote \" and \\ slash"));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h.append("set-cookie", HeaderValue::from_static("a=1"));
+        h.append("set-cookie", HeaderValue::from_static("b=2"));
+        h.insert("x-a", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let recorded = RecordedHeaders::response(&h);
+        let mut map = BTreeMap::new();
+        for (k, v) in &h {
+            map.insert(
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            );
+        }
+        assert_eq!(recorded.as_str(), serde_json::to_string(&map).unwrap());
+        assert_eq!(recorded.to_map()["set-cookie"], "b=2");
+        assert_eq!(RecordedHeaders::request(&HeaderMap::new()).as_str(), "{}");
+    }
+}
