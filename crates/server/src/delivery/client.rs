@@ -1,43 +1,110 @@
-//! The outbound HTTP/1.1 client of notifications: hyper's pooled client over rustls, with the
-//! SSRF guard as its resolver. No proxies, no redirects, no retries of its own (the delivery
-//! queue retries), no default headers: the sender builds every header itself.
+//! The outbound HTTP/1.1 client of notifications: keep-alive connections over rustls, with the
+//! SSRF guard as the connector's resolver. No proxies, no redirects, no retries of its own (the
+//! delivery queue retries), no default headers: the sender builds every header itself.
 //!
-//! hyper directly rather than reqwest: reqwest's layers (redirect and retry policies, a copy of
-//! the header map per request, re-parsing the URL of every response) cost a fifth of the
-//! server's CPU per delivery (docs/benchmarks.md, fifth round).
+//! hyper's connections directly, each driven by the task that sends on it: a connection is
+//! taken from the idle list of its origin (or opened), the notification task polls the
+//! connection's future itself while it waits for the answer and reads its body, and gives the
+//! connection back once the answer was read to its end. No task per connection, no request
+//! crossing tasks through a channel, no pool checkout racing a connect: hyper-util's pooled
+//! client cost a quarter of a delivery task's instructions (docs/benchmarks.md, tenth round;
+//! reqwest, before it, a fifth of the server's CPU per delivery, fifth round).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::client::conn::http1;
+use hyper::{Request, Response, Uri};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_platform_verifier::BuilderVerifierExt;
+use tower::Service;
 
 use super::guard::{AddressPolicy, GuardedResolver};
 
 /// A request body: the notification, in memory.
 pub type Body = Full<Bytes>;
 
-/// The pooled client (plain HTTP and HTTPS).
-pub type Client =
-    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector<GuardedResolver>>, Body>;
+type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
+type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// An error of the client, with its causes (the resolver's among them) as sources.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// How a client is set up.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub policy: Arc<AddressPolicy>,
     pub connect_timeout: Duration,
-    /// Keep-alive connections kept per host.
+    /// Keep-alive connections kept per origin.
     pub idle_per_host: usize,
     /// Whether server certificates are verified (the platform's roots) or accepted as they come.
     pub verify: bool,
+}
+
+/// An idle connection is closed after this long unused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The client: idle connections by origin. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    connector: Connector,
+    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+    idle_per_host: usize,
+    /// Whether the task that closes expired idle connections runs.
+    sweeping: std::sync::atomic::AtomicBool,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// One HTTP/1.1 connection: the handle requests go through and the future that does its I/O,
+/// polled by whoever holds it.
+struct Conn {
+    sender: http1::SendRequest<Body>,
+    driver: Pin<Box<http1::Connection<Io, Body>>>,
+    /// The driver finished (closed by either side, or failed): never polled again.
+    ended: bool,
+}
+
+impl Conn {
+    /// Polls the connection's I/O; returns whether it has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.ended && self.driver.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+        }
+        self.ended
+    }
+
+    /// Whether a request can go out on it now (checked without waiting: the driver is polled
+    /// once with a waker that does nothing, so a peer's close is seen).
+    fn usable(&mut self) -> bool {
+        !self.drive(&mut Context::from_waker(Waker::noop())) && self.sender.is_ready()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Client")
+    }
 }
 
 /// Builds a client.
@@ -49,18 +116,200 @@ pub fn build(s: &Settings) -> Result<Client, rustls::Error> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(s.connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(s.verify)?)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(s.idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .build(https),
-    )
+    Ok(Client {
+        pool: Arc::new(Pool {
+            connector,
+            idle: Mutex::default(),
+            idle_per_host: s.idle_per_host,
+            sweeping: std::sync::atomic::AtomicBool::new(false),
+        }),
+    })
+}
+
+/// Why a request got no answer.
+enum Failed {
+    /// It never left: it comes back, to go out on another connection.
+    NotSent(Box<Request<Body>>, Error),
+    Error(Error),
+}
+
+impl Client {
+    /// Sends `req` (its URI in origin form, its `Host` set) to `origin` (`connect`: the URL's
+    /// scheme and authority) over an idle connection of that origin, or a new one, and returns
+    /// the answer's head and body with the connection, which the body is read through.
+    pub async fn send(
+        &self,
+        origin: &Arc<str>,
+        connect: &Uri,
+        mut req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Lease), Error> {
+        // A kept-alive connection the receiver closed just as the request went out gives it
+        // back unsent: it goes again, on the next idle connection or a new one (which is the
+        // last try: a new connection that cannot take it has a reason worth reporting).
+        loop {
+            let (conn, reused) = match self.pool.take(origin) {
+                Some(conn) => (conn, true),
+                None => (self.connect(connect).await?, false),
+            };
+            let mut lease = Lease {
+                conn: Some(conn),
+                origin: origin.clone(),
+                pool: Arc::downgrade(&self.pool),
+            };
+            match lease.request(req).await {
+                Ok(response) => return Ok((response, lease)),
+                Err(Failed::NotSent(back, _)) if reused => req = *back,
+                Err(Failed::NotSent(_, e) | Failed::Error(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn connect(&self, uri: &Uri) -> Result<Conn, Error> {
+        let mut connector = self.pool.connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx)).await?;
+        let io = connector.call(uri.clone()).await?;
+        let (sender, driver) = http1::handshake(io).await?;
+        Ok(Conn {
+            sender,
+            driver: Box::pin(driver),
+            ended: false,
+        })
+    }
+}
+
+impl Pool {
+    /// The most recently used idle connection of `origin` that can still take a request.
+    fn take(&self, origin: &str) -> Option<Conn> {
+        let mut idle = lock(&self.idle);
+        let list = idle.get_mut(origin)?;
+        while let Some(Idle { mut conn, since }) = list.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && conn.usable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps `conn` for the next request to `origin` (the oldest goes when the list is full).
+    fn put(self: &Arc<Self>, origin: Arc<str>, conn: Conn) {
+        {
+            let mut idle = lock(&self.idle);
+            let list = idle.entry(origin).or_default();
+            if list.len() >= self.idle_per_host.max(1) {
+                list.remove(0);
+            }
+            list.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+        self.sweep_later();
+    }
+
+    /// Starts, once, the task that closes idle connections past their time (it ends with the
+    /// client).
+    fn sweep_later(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.sweeping.store(false, Ordering::Relaxed);
+            return;
+        };
+        let pool = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(IDLE_TIMEOUT / 2);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = lock(&pool.idle);
+                idle.retain(|_, list| {
+                    list.retain_mut(|i| {
+                        i.since.elapsed() < IDLE_TIMEOUT
+                            && !i.conn.drive(&mut Context::from_waker(Waker::noop()))
+                    });
+                    !list.is_empty()
+                });
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A connection in use: the answer's body is read through it ([`Lease::frame`]); once read to
+/// its end, [`Lease::finish`] gives the connection back. Dropped otherwise, it closes.
+pub struct Lease {
+    conn: Option<Conn>,
+    origin: Arc<str>,
+    pool: Weak<Pool>,
+}
+
+impl Lease {
+    async fn request(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Failed> {
+        let conn = self
+            .conn
+            .as_mut()
+            .expect("a lease holds its connection until it ends");
+        let mut answer = std::pin::pin!(conn.sender.try_send_request(req));
+        poll_fn(|cx| {
+            // The connection first: it writes the request and reads the answer, which the
+            // request's future then finds in the same poll.
+            let ended = conn.drive(cx);
+            match answer.as_mut().poll(cx) {
+                Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
+                Poll::Ready(Err(mut e)) => Poll::Ready(Err(match e.take_message() {
+                    Some(req) => Failed::NotSent(Box::new(req), e.into_error().into()),
+                    None => Failed::Error(e.into_error().into()),
+                })),
+                Poll::Pending if ended => Poll::Ready(Err(Failed::Error(
+                    "the connection closed before the answer".into(),
+                ))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// The next frame of the answer's `body` (`None` at its end), the connection driven
+    /// meanwhile.
+    pub async fn frame(
+        &mut self,
+        body: &mut Incoming,
+    ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        let mut next = std::pin::pin!(body.frame());
+        let mut conn = self.conn.as_mut();
+        poll_fn(|cx| {
+            let ended = conn.as_mut().is_none_or(|c| c.drive(cx));
+            match next.as_mut().poll(cx) {
+                Poll::Pending if ended => Poll::Ready(None),
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// The answer was read to its end: the connection goes back to its origin's idle list,
+    /// unless it ended.
+    pub fn finish(mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if let Some(pool) = self.pool.upgrade()
+            && !conn.drive(&mut Context::from_waker(Waker::noop()))
+        {
+            pool.put(self.origin.clone(), conn);
+        }
+    }
 }
 
 fn tls_config(verify: bool) -> Result<rustls::ClientConfig, rustls::Error> {
@@ -124,5 +373,163 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A receiver speaking just enough HTTP/1.1: it answers each request on a connection with
+    /// `answer`, then, if `close_after` is set, closes the connection that long after its
+    /// first answer. Counts the connections it accepted.
+    async fn receiver(
+        answer: &'static str,
+        close_after: Option<Duration>,
+    ) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = tcp.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        // Requests carry a small body; one read holds each whole request here.
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if seen.len() < end + 4 + length {
+                                break;
+                            }
+                            seen.drain(..end + 4 + length);
+                            if tcp.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            if let Some(after) = close_after {
+                                tokio::time::sleep(after).await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn client() -> Client {
+        build(&Settings {
+            policy: Arc::new(AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap()])),
+            connect_timeout: Duration::from_secs(5),
+            idle_per_host: 8,
+            verify: true,
+        })
+        .unwrap()
+    }
+
+    /// Sends one request and reads its answer to the end, as the sender does; returns the
+    /// status and the body.
+    async fn post(client: &Client, addr: std::net::SocketAddr) -> Result<(u16, Vec<u8>), Error> {
+        let origin: Arc<str> = format!("http://{addr}").into();
+        let connect: Uri = format!("http://{addr}/").parse().unwrap();
+        let mut req = Request::new(Full::new(Bytes::from_static(b"{}")));
+        *req.method_mut() = hyper::Method::POST;
+        *req.uri_mut() = Uri::from_static("/hook");
+        req.headers_mut()
+            .insert(hyper::header::HOST, addr.to_string().parse().unwrap());
+        let (response, mut lease) = client.send(&origin, &connect, req).await?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut got = Vec::new();
+        while !hyper::body::Body::is_end_stream(&body) {
+            match lease.frame(&mut body).await {
+                Some(frame) => {
+                    if let Ok(data) = frame?.into_data() {
+                        got.extend_from_slice(&data);
+                    }
+                }
+                None => break,
+            }
+        }
+        lease.finish();
+        Ok((status, got))
+    }
+
+    const KEEP: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+    #[tokio::test]
+    async fn an_answer_read_to_its_end_leaves_its_connection_for_the_next_request() {
+        let (addr, accepted) = receiver(KEEP, None).await;
+        let client = client();
+        for _ in 0..5 {
+            assert_eq!(post(&client, addr).await.unwrap(), (200, b"ok".to_vec()));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for all five"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_the_receiver_closed_is_replaced() {
+        let (addr, accepted) = receiver(KEEP, Some(Duration::from_millis(20))).await;
+        let client = client();
+        for _ in 0..3 {
+            assert_eq!(post(&client, addr).await.unwrap().0, 200);
+            // The receiver closes its side meanwhile: the idle connection must not be used.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn connection_close_is_honoured() {
+        let (addr, accepted) =
+            receiver("HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n", None).await;
+        let client = client();
+        for _ in 0..3 {
+            assert_eq!(post(&client, addr).await.unwrap().0, 204);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert!(
+            lock(&client.pool.idle).values().all(Vec::is_empty),
+            "a closed connection is not kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_error_with_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = post(&client(), port).await.unwrap_err();
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        assert!(text.to_lowercase().contains("refused"), "{text}");
     }
 }

@@ -42,6 +42,8 @@ impl RecordedHeaders {
             out.push(b':');
             if hide(name) {
                 out.extend_from_slice(b"\"***\"");
+            } else if let Ok(text) = value.to_str() {
+                string(&mut out, text);
             } else {
                 string(&mut out, &String::from_utf8_lossy(value.as_bytes()));
             }
@@ -66,10 +68,17 @@ impl RecordedHeaders {
     }
 }
 
-/// `s` as a JSON string.
+/// `s` as a JSON string. Header names and values seldom hold anything JSON escapes: those are
+/// copied as they are.
 fn string(out: &mut Vec<u8>, s: &str) {
-    // Writing a string into a vector cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 /// Header names whose values are credentials: recorded as `***`. `name` is lower case, as every
@@ -121,6 +130,8 @@ mod tests {
         h.append("set-cookie", HeaderValue::from_static("a=1"));
         h.append("set-cookie", HeaderValue::from_static("b=2"));
         h.insert("x-a", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        h.insert("x-c", HeaderValue::from_bytes(b"tab\there").unwrap());
+        h.insert("x-d", HeaderValue::from_static("plain/ascii; q=1"));
         let recorded = RecordedHeaders::response(&h);
         let mut map = BTreeMap::new();
         for (k, v) in &h {

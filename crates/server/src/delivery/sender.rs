@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{
-    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
+    AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue,
     USER_AGENT as USER_AGENT_HEADER,
 };
 use serde_json::{Map, Value};
@@ -83,18 +83,60 @@ impl Outcome {
     }
 }
 
-/// `Authorization` values by (webhook id, audience): (`Bearer <token>`, expiry in Unix
-/// seconds).
-type TokenCache = HashMap<(String, String), (HeaderValue, i64)>;
+/// `Authorization` values by webhook id: (audience, `Bearer <token>`, expiry in Unix seconds).
+/// Looked up by the id alone, without building a key per delivery; a token for another
+/// audience (the URL changed) is signed anew.
+type TokenCache = HashMap<String, (Arc<str>, HeaderValue, i64)>;
 
 /// A webhook URL parsed once, with its origin (a bearer token's audience).
 #[derive(Debug)]
 struct Target {
-    /// The request target (`None`: the URL is no valid HTTP URI).
-    uri: Option<hyper::Uri>,
-    origin: String,
+    /// Where and what to ask (`None`: the URL is no valid HTTP URI).
+    route: Option<Route>,
+    /// The URL's origin: a bearer token's audience, and the key of its kept-alive connections.
+    origin: Arc<str>,
     /// The host, when it is an IP literal (never resolved, so checked before sending).
     ip: Option<IpAddr>,
+}
+
+/// A request's way to its receiver, worked out once per URL.
+#[derive(Debug)]
+struct Route {
+    /// Scheme and authority: what the connector connects to.
+    connect: hyper::Uri,
+    /// The path and query (origin form), as the request line carries it.
+    path: hyper::Uri,
+    /// The `Host` header: the host, and the port unless it is the scheme's default.
+    host: HeaderValue,
+}
+
+impl Route {
+    fn of(uri: &hyper::Uri) -> Option<Self> {
+        let (scheme, authority) = (uri.scheme()?, uri.authority()?);
+        let connect = hyper::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .ok()?;
+        let path = match uri.path_and_query() {
+            Some(p) if p.as_str() != "/" => hyper::Uri::from(p.clone()),
+            _ => hyper::Uri::from_static("/"),
+        };
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            _ => 80,
+        };
+        let host = match uri.port_u16() {
+            Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+            _ => authority.host().to_string(),
+        };
+        Some(Self {
+            connect,
+            path,
+            host: HeaderValue::from_str(&host).ok()?,
+        })
+    }
 }
 
 /// Parsed webhook URLs by their text: parsing (with IDNA) on every request was a measurable
@@ -198,19 +240,20 @@ impl Sender {
         target: Option<&Target>,
         now_secs: i64,
     ) -> Option<HeaderValue> {
-        let key = (webhook.id.clone(), target?.origin.clone());
+        let audience = &target?.origin;
         let mut cache = self
             .tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((token, exp)) = cache.get(&key)
+        if let Some((aud, value, exp)) = cache.get(webhook.id.as_str())
+            && aud == audience
             && *exp - NOTIFICATION_TOKEN_MARGIN > now_secs
         {
-            return Some(token.clone());
+            return Some(value.clone());
         }
         let claims = NotificationClaims {
             iss: self.issuer.clone(),
-            aud: key.1.clone(),
+            aud: audience.to_string(),
             sub: webhook.workspace_id.clone(),
             webhook: webhook.id.clone(),
             iat: now_secs,
@@ -220,9 +263,12 @@ impl Sender {
             HeaderValue::from_str(&format!("Bearer {}", self.keys.sign(&claims))).ok()?;
         value.set_sensitive(true);
         if cache.len() > CACHE_BOUND {
-            cache.retain(|_, (_, exp)| *exp - NOTIFICATION_TOKEN_MARGIN > now_secs);
+            cache.retain(|_, (_, _, exp)| *exp - NOTIFICATION_TOKEN_MARGIN > now_secs);
         }
-        cache.insert(key, (value.clone(), claims.exp));
+        cache.insert(
+            webhook.id.clone(),
+            (audience.clone(), value.clone(), claims.exp),
+        );
         Some(value)
     }
 
@@ -313,22 +359,27 @@ impl Sender {
             Toggle::Enabled => &self.verifying,
             Toggle::Disabled => &self.insecure,
         };
-        let Some(uri) = target.as_ref().and_then(|t| t.uri.clone()) else {
+        let Some((route, origin)) = target
+            .as_ref()
+            .and_then(|t| Some((t.route.as_ref()?, &t.origin)))
+        else {
             return fail(
                 Outcome::Connect,
                 "the webhook URL is not a valid HTTP URL".into(),
             );
         };
+        headers.insert(HOST, route.host.clone());
         let mut request = hyper::Request::new(Full::new(request_body.clone()));
         *request.method_mut() = hyper::Method::POST;
-        *request.uri_mut() = uri;
+        *request.uri_mut() = route.path.clone();
         *request.headers_mut() = headers;
         // One deadline for the whole attempt: connecting, sending, the answer and its body.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
+        let sent = tokio::time::timeout_at(deadline, client.send(origin, &route.connect, request));
+        let (response, mut lease) = match sent.await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                let (outcome, message) = classify(&e);
+                let (outcome, message) = classify(&*e);
                 return fail(outcome, message);
             }
             Err(_) => return fail(Outcome::Timeout, self.timed_out()),
@@ -343,16 +394,20 @@ impl Sender {
         let response_headers = RecordedHeaders::response(&parts.headers);
         let mut captured: Vec<u8> = Vec::new();
         let mut error = None;
+        let mut ended = false;
         // A body known to be empty (`204`, `Content-Length: 0`) is not read: no timer for it.
         while !hyper::body::Body::is_end_stream(&incoming) && captured.len() < MAX_RESPONSE_BODY {
-            match tokio::time::timeout_at(deadline, incoming.frame()).await {
+            match tokio::time::timeout_at(deadline, lease.frame(&mut incoming)).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(chunk) = frame.into_data() {
                         let room = MAX_RESPONSE_BODY - captured.len();
                         captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
                 // The status already arrived; a body cut short does not change the outcome.
                 Ok(Some(Err(e))) => {
                     error = Some(format!("reading the response body: {}", classify(&e).1));
@@ -363,6 +418,11 @@ impl Sender {
                     break;
                 }
             }
+        }
+        // Read to its end, the answer leaves its connection ready for the next request; a
+        // body cut short (too large, failed, late) closes it.
+        if ended || hyper::body::Body::is_end_stream(&incoming) {
+            lease.finish();
         }
         let outcome = if status.is_success() {
             Outcome::Ok
@@ -404,9 +464,13 @@ fn target(cache: &Mutex<UrlCache>, url: &str) -> Option<Arc<Target>> {
     }
     let parsed = url::Url::parse(url).ok()?;
     let target = Arc::new(Target {
-        origin: parsed.origin().ascii_serialization(),
+        origin: parsed.origin().ascii_serialization().into(),
         ip: literal_ip(&parsed),
-        uri: parsed.as_str().parse().ok(),
+        route: parsed
+            .as_str()
+            .parse::<hyper::Uri>()
+            .ok()
+            .and_then(|u| Route::of(&u)),
     });
     if cache.len() >= CACHE_BOUND {
         cache.clear();
@@ -488,12 +552,24 @@ mod tests {
             Arc::ptr_eq(&a, &again),
             "the second use comes from the cache"
         );
-        assert_eq!(a.origin, "https://hooks.example.com:8443");
+        assert_eq!(&*a.origin, "https://hooks.example.com:8443");
         assert_eq!(a.ip, None);
+        let route = a.route.as_ref().unwrap();
+        assert_eq!(route.connect, "https://hooks.example.com:8443/");
+        assert_eq!(route.path, "/in?x=1");
+        assert_eq!(route.host, "hooks.example.com:8443");
+        let plain = target(&cache, "https://hooks.example.com:443").unwrap();
+        let route = plain.route.as_ref().unwrap();
+        assert_eq!(route.path, "/");
+        assert_eq!(
+            route.host, "hooks.example.com",
+            "the default port is left out"
+        );
         let ip = target(&cache, "http://127.0.0.1:9000/").unwrap();
         assert_eq!(ip.ip, Some(IpAddr::from([127, 0, 0, 1])));
-        let v6 = target(&cache, "http://[::1]/").unwrap();
+        let v6 = target(&cache, "http://[::1]:8080/hook").unwrap();
         assert_eq!(v6.ip, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+        assert_eq!(v6.route.as_ref().unwrap().host, "[::1]:8080");
         assert!(target(&cache, "not a url").is_none());
     }
 }

@@ -59,12 +59,19 @@ impl Slots {
     pub fn try_take(&self, webhook: &str) -> bool {
         let limit = self.limit(webhook);
         let mut counts = lock(&self.counts);
-        let n = counts.entry(webhook.to_string()).or_insert(0);
-        if *n >= limit {
-            return false;
+        // Looked up by `&str` first: the id is copied only for a webhook with nothing in flight.
+        match counts.get_mut(webhook) {
+            Some(n) if *n >= limit => false,
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None if limit == 0 => false,
+            None => {
+                counts.insert(webhook.to_string(), 1);
+                true
+            }
         }
-        *n += 1;
-        true
     }
 
     /// Returns a slot without a verdict on the receiver (the request was never sent).
@@ -95,6 +102,8 @@ impl Slots {
         };
         if next <= floor {
             shares.remove(webhook);
+        } else if let Some(share) = shares.get_mut(webhook) {
+            *share = next;
         } else {
             shares.insert(webhook.to_string(), next);
         }
