@@ -122,7 +122,11 @@ impl Store {
     ) -> Result<Published> {
         match self {
             Self::Sqlite(s) => s.publish(batch, handoff).await,
-            Self::Postgres(s) => s.publish(batch, handoff).await,
+            // Boxed: sqlx's futures run to kilobytes, and a future awaiting one of two is as
+            // large as the larger. Unboxed, every caller's future (the publisher's commit task,
+            // spawned per batch) carried PostgreSQL's size on the embedded store too, and moving
+            // it was a tenth of a publish's instructions there.
+            Self::Postgres(s) => Box::pin(s.publish(batch, handoff)).await,
         }
     }
 
@@ -152,7 +156,8 @@ macro_rules! forward {
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     match self {
                         Self::Sqlite(s) => s.$name($($arg),*).await,
-                        Self::Postgres(s) => s.$name($($arg),*).await,
+                        // Boxed: see `Store::publish_with`.
+                        Self::Postgres(s) => Box::pin(s.$name($($arg),*)).await,
                     }
                 }
             )*

@@ -154,7 +154,9 @@ impl Client {
         loop {
             let (conn, reused) = match self.pool.take(origin) {
                 Some(conn) => (conn, true),
-                None => (self.connect(connect).await?, false),
+                // Boxed: connecting (resolver, TCP, TLS handshake) is a large future, needed
+                // once per connection; unboxed it would be moved with every request's.
+                None => (Box::pin(self.connect(connect)).await?, false),
             };
             let mut lease = Lease {
                 conn: Some(conn),
