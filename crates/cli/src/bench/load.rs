@@ -152,8 +152,8 @@ pub(super) struct Load {
 pub(super) type Body = Arc<dyn Fn(u64) -> Bytes + Send + Sync>;
 
 /// `connections` loops POSTing `body(n)` to `target` for `duration` (or, with `rate`, at that
-/// many requests per second in total). A request that fails is not counted and its connection
-/// is opened again.
+/// many requests per second in total, evenly spaced). A request that fails is not counted and
+/// its connection is opened again.
 pub(super) async fn run(
     target: &Target,
     connections: usize,
@@ -166,13 +166,16 @@ pub(super) async fn run(
     let deadline = start + duration;
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for c in 0..connections {
         let (target, next, body) = (target.clone(), next.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut ok = 0u64;
             let mut lat = Vec::new();
             let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r as f64));
-            let mut tick = Instant::now();
+            // At a rate, the loops take turns: loop `c` starts `c / connections` of an interval
+            // late, so requests arrive evenly spaced, not all loops at once every interval.
+            let mut tick = start
+                + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / connections as f64));
             let mut conn: Option<Conn> = None;
             while Instant::now() < deadline {
                 if let Some(i) = interval {
