@@ -636,6 +636,19 @@ mod tests {
         assert_eq!(super::ratio(1.0, 0.0), 0.0);
     }
 
+    /// The load's bodies are the events `event_body` describes, and carry the publish time
+    /// the receiver reads.
+    #[test]
+    fn load_bodies_are_the_described_events() {
+        let body = super::event_bodies(3)(4);
+        let mut sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let mut described = super::event_body(4, 3);
+        assert!(super::publish_time(&body).is_some_and(|t| t > 0));
+        sent["data"]["t"] = 0.into();
+        described["data"]["t"] = 0.into();
+        assert_eq!(sent, described);
+    }
+
     #[test]
     fn publish_time_is_read_from_the_payload() {
         assert_eq!(

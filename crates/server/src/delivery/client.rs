@@ -492,6 +492,28 @@ mod tests {
         );
     }
 
+    /// Tasks sending at once each hold a connection, and each takes one back that another
+    /// finished with: never more connections than requests in flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_senders_share_the_kept_alive_connections() {
+        let (addr, accepted) = receiver("HTTP/1.1 204 No Content\r\n\r\n", None).await;
+        let client = client();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    assert_eq!(post(&client, addr).await.unwrap().0, 204);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let opened = accepted.load(Ordering::SeqCst);
+        assert!(opened <= 20, "{opened} connections for 20 senders");
+    }
+
     #[tokio::test]
     async fn a_kept_alive_connection_the_receiver_closed_is_replaced() {
         let (addr, accepted) = receiver(KEEP, Some(Duration::from_millis(20))).await;

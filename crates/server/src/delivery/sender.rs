@@ -368,7 +368,9 @@ impl Sender {
                 "the webhook URL is not a valid HTTP URL".into(),
             );
         };
-        headers.insert(HOST, route.host.clone());
+        // As hyper-util did: a `Host` the request carries wins (validation refuses one in a
+        // webhook's headers, so this is the URL's).
+        headers.entry(HOST).or_insert_with(|| route.host.clone());
         let mut request = hyper::Request::new(Full::new(request_body.clone()));
         *request.method_mut() = hyper::Method::POST;
         *request.uri_mut() = route.path.clone();
