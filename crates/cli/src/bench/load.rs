@@ -1,23 +1,22 @@
 //! The bench's load generator: `connections` loops, each owning one keep-alive HTTP/1.1
-//! connection that it drives itself (no connection task, no pool), POSTing bodies built with
-//! one `format!`. The generator shares the machine with the server and the receiver, so every
-//! microsecond it spends is taken from what it measures; it is kept as lean as the receiver.
+//! connection that it drives itself (the server's `delivery::client::Connection`; no pool, no
+//! connection task), POSTing bodies built with one `format!`. The generator shares the machine
+//! with the server and the receiver, so every microsecond it spends is taken from what it
+//! measures; it is kept as lean as the receiver.
 
-use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
+use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
+use tidings_server::delivery::client::Connection;
 
-/// Where the load goes: a `http://host:port/path` URL, resolved and split once.
+/// Where the load goes: a `http://host:port/path` URL, split once.
 #[derive(Clone, Debug)]
 pub(super) struct Target {
     addr: SocketAddr,
@@ -64,80 +63,27 @@ impl Target {
     }
 }
 
-/// One HTTP/1.1 connection, driven by the task that sends on it.
-struct Conn {
-    sender: http1::SendRequest<Full<Bytes>>,
-    conn: Pin<Box<http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>>>,
-    /// The connection's future finished (the peer closed it): it is not polled again, and
-    /// the connection is replaced after the request in hand.
-    ended: bool,
+/// A new connection to `addr`.
+async fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Connection::handshake(MaybeHttpsStream::Http(TokioIo::new(tcp)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
-impl Conn {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
-        Ok(Self {
-            sender,
-            conn: Box::pin(conn),
-            ended: false,
-        })
-    }
-
-    /// Sends `req`, reads the whole answer, and returns its status. The connection's own
-    /// future is polled alongside, in this task: the request and its connection never wake
-    /// each other across tasks.
-    async fn send(&mut self, req: hyper::Request<Full<Bytes>>) -> anyhow::Result<u16> {
-        let Self {
-            sender,
-            conn,
-            ended,
-        } = self;
-        if *ended {
-            anyhow::bail!("the connection was closed");
+/// Sends `req` on `conn`, reads the whole answer, and returns its status.
+async fn send(conn: &mut Connection, req: hyper::Request<Full<Bytes>>) -> anyhow::Result<u16> {
+    let response = conn.request(req).await.map_err(|e| anyhow::anyhow!(e))?;
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    while !hyper::body::Body::is_end_stream(&body) {
+        match conn.frame(&mut body).await {
+            Some(frame) => drop(frame?),
+            None => break,
         }
-        // Polls the connection until it finishes, then never again.
-        let mut drive = |cx: &mut std::task::Context<'_>| {
-            if !*ended && conn.as_mut().poll(cx).is_ready() {
-                *ended = true;
-            }
-            *ended
-        };
-        let mut answer = std::pin::pin!(sender.send_request(req));
-        // The connection first: it writes the request and reads the answer, which the
-        // request's future then finds ready in the same poll.
-        let response = poll_fn(|cx| {
-            let closed = drive(cx);
-            if let Poll::Ready(r) = answer.as_mut().poll(cx) {
-                return Poll::Ready(r.map_err(anyhow::Error::from));
-            }
-            if closed {
-                return Poll::Ready(Err(anyhow::anyhow!("the connection closed")));
-            }
-            Poll::Pending
-        })
-        .await?;
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
-        while !hyper::body::Body::is_end_stream(&body) {
-            let mut frame = std::pin::pin!(body.frame());
-            let next = poll_fn(|cx| {
-                let closed = drive(cx);
-                match frame.as_mut().poll(cx) {
-                    Poll::Pending if closed => Poll::Ready(None),
-                    other => other,
-                }
-            })
-            .await;
-            match next {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => break,
-            }
-        }
-        Ok(status)
     }
+    Ok(status)
 }
 
 /// What a load run produced.
@@ -160,7 +106,7 @@ pub(super) async fn run(
     duration: Duration,
     rate: Option<u64>,
     body: Body,
-) -> Load {
+) -> anyhow::Result<Load> {
     let started_us = super::now_micros();
     let start = Instant::now();
     let deadline = start + duration;
@@ -176,14 +122,14 @@ pub(super) async fn run(
             // late, so requests arrive evenly spaced, not all loops at once every interval.
             let mut tick = start
                 + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / connections as f64));
-            let mut conn: Option<Conn> = None;
+            let mut conn: Option<Connection> = None;
             while Instant::now() < deadline {
                 if let Some(i) = interval {
                     tick += i;
                     tokio::time::sleep_until(tick.into()).await;
                 }
-                if conn.is_none() {
-                    conn = Conn::open(target.addr).await.ok();
+                if conn.as_ref().is_none_or(Connection::ended) {
+                    conn = open(target.addr).await.ok();
                 }
                 let Some(c) = conn.as_mut() else {
                     // Nothing listens (yet): try again shortly rather than spin.
@@ -193,16 +139,13 @@ pub(super) async fn run(
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let req = target.request(body(n));
                 let t = Instant::now();
-                match c.send(req).await {
+                match send(c, req).await {
                     Ok(status) if (200..300).contains(&status) => {
                         ok += 1;
                         lat.push(t.elapsed().as_micros() as u64);
                     }
                     Ok(_) => {}
                     Err(_) => conn = None,
-                }
-                if conn.as_ref().is_some_and(|c| c.ended) {
-                    conn = None;
                 }
             }
             (ok, lat)
@@ -216,12 +159,12 @@ pub(super) async fn run(
             publish_latencies_us.extend(lat);
         }
     }
-    Load {
+    Ok(Load {
         accepted,
         elapsed: start.elapsed(),
         started_us,
         publish_latencies_us,
-    }
+    })
 }
 
 #[cfg(test)]

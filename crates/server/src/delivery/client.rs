@@ -38,7 +38,8 @@ use super::guard::{AddressPolicy, GuardedResolver};
 pub type Body = Full<Bytes>;
 
 type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
-type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+/// What a connection runs over: TCP, or TLS over TCP.
+pub type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
 /// An error of the client, with its causes (the resolver's among them) as sources.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -72,26 +73,89 @@ struct Pool {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Connection,
     since: Instant,
 }
 
 /// One HTTP/1.1 connection: the handle requests go through and the future that does its I/O,
-/// polled by whoever holds it.
-struct Conn {
+/// polled by whoever holds it (the pool's [`Lease`], or the bench's load loops, which keep one
+/// connection each).
+pub struct Connection {
     sender: http1::SendRequest<Body>,
     driver: Pin<Box<http1::Connection<Io, Body>>>,
     /// The driver finished (closed by either side, or failed): never polled again.
     ended: bool,
 }
 
-impl Conn {
+impl Connection {
+    /// An HTTP/1.1 connection over `io`.
+    pub async fn handshake(io: Io) -> Result<Self, Error> {
+        let (sender, driver) = http1::handshake(io).await?;
+        Ok(Self {
+            sender,
+            driver: Box::pin(driver),
+            ended: false,
+        })
+    }
+
+    /// Whether the connection has ended (closed by either side, or failed).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Sends `req` and returns the answer's head and body, driving the connection meanwhile.
+    pub async fn request(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Error> {
+        self.try_request(req).await.map_err(|f| match f {
+            Failed::NotSent(_, e) | Failed::Error(e) => e,
+        })
+    }
+
+    async fn try_request(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Failed> {
+        let Self {
+            sender,
+            driver,
+            ended,
+        } = self;
+        let mut answer = std::pin::pin!(sender.try_send_request(req));
+        poll_fn(|cx| {
+            // The connection first: it writes the request and reads the answer, which the
+            // request's future then finds in the same poll.
+            let ended = drive(driver, ended, cx);
+            match answer.as_mut().poll(cx) {
+                Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
+                Poll::Ready(Err(mut e)) => Poll::Ready(Err(match e.take_message() {
+                    Some(req) => Failed::NotSent(Box::new(req), e.into_error().into()),
+                    None => Failed::Error(e.into_error().into()),
+                })),
+                Poll::Pending if ended => Poll::Ready(Err(Failed::Error(
+                    "the connection closed before the answer".into(),
+                ))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// The next frame of the answer's `body` (`None` at its end), the connection driven
+    /// meanwhile.
+    pub async fn frame(
+        &mut self,
+        body: &mut Incoming,
+    ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        let mut next = std::pin::pin!(body.frame());
+        poll_fn(|cx| {
+            let ended = self.drive(cx);
+            match next.as_mut().poll(cx) {
+                Poll::Pending if ended => Poll::Ready(None),
+                other => other,
+            }
+        })
+        .await
+    }
+
     /// Polls the connection's I/O; returns whether it has ended.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.ended && self.driver.as_mut().poll(cx).is_ready() {
-            self.ended = true;
-        }
-        self.ended
+        drive(&mut self.driver, &mut self.ended, cx)
     }
 
     /// Whether a request can go out on it now (checked without waiting: the driver is polled
@@ -99,6 +163,19 @@ impl Conn {
     fn usable(&mut self) -> bool {
         !self.drive(&mut Context::from_waker(Waker::noop())) && self.sender.is_ready()
     }
+}
+
+/// Polls a connection's future until it finishes, then never again; returns whether it has
+/// ended.
+fn drive(
+    driver: &mut Pin<Box<http1::Connection<Io, Body>>>,
+    ended: &mut bool,
+    cx: &mut Context<'_>,
+) -> bool {
+    if !*ended && driver.as_mut().poll(cx).is_ready() {
+        *ended = true;
+    }
+    *ended
 }
 
 impl std::fmt::Debug for Client {
@@ -152,41 +229,37 @@ impl Client {
         // back unsent: it goes again, on the next idle connection or a new one (which is the
         // last try: a new connection that cannot take it has a reason worth reporting).
         loop {
-            let (conn, reused) = match self.pool.take(origin) {
+            let (mut conn, reused) = match self.pool.take(origin) {
                 Some(conn) => (conn, true),
                 // Boxed: connecting (resolver, TCP, TLS handshake) is a large future, needed
                 // once per connection; unboxed it would be moved with every request's.
                 None => (Box::pin(self.connect(connect)).await?, false),
             };
-            let mut lease = Lease {
-                conn: Some(conn),
-                origin: origin.clone(),
-                pool: Arc::downgrade(&self.pool),
-            };
-            match lease.request(req).await {
-                Ok(response) => return Ok((response, lease)),
+            match conn.try_request(req).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        conn,
+                        origin: origin.clone(),
+                        pool: Arc::downgrade(&self.pool),
+                    };
+                    return Ok((response, lease));
+                }
                 Err(Failed::NotSent(back, _)) if reused => req = *back,
                 Err(Failed::NotSent(_, e) | Failed::Error(e)) => return Err(e),
             }
         }
     }
 
-    async fn connect(&self, uri: &Uri) -> Result<Conn, Error> {
+    async fn connect(&self, uri: &Uri) -> Result<Connection, Error> {
         let mut connector = self.pool.connector.clone();
         poll_fn(|cx| connector.poll_ready(cx)).await?;
-        let io = connector.call(uri.clone()).await?;
-        let (sender, driver) = http1::handshake(io).await?;
-        Ok(Conn {
-            sender,
-            driver: Box::pin(driver),
-            ended: false,
-        })
+        Connection::handshake(connector.call(uri.clone()).await?).await
     }
 }
 
 impl Pool {
     /// The most recently used idle connection of `origin` that can still take a request.
-    fn take(&self, origin: &str) -> Option<Conn> {
+    fn take(&self, origin: &str) -> Option<Connection> {
         let mut idle = lock(&self.idle);
         let list = idle.get_mut(origin)?;
         while let Some(Idle { mut conn, since }) = list.pop() {
@@ -198,7 +271,7 @@ impl Pool {
     }
 
     /// Keeps `conn` for the next request to `origin` (the oldest goes when the list is full).
-    fn put(self: &Arc<Self>, origin: Arc<str>, conn: Conn) {
+    fn put(self: &Arc<Self>, origin: Arc<str>, conn: Connection) {
         {
             let mut idle = lock(&self.idle);
             let list = idle.entry(origin).or_default();
@@ -217,7 +290,8 @@ impl Pool {
     /// client).
     fn sweep_later(self: &Arc<Self>) {
         use std::sync::atomic::Ordering;
-        if self.sweeping.swap(true, Ordering::Relaxed) {
+        // Read first: this runs for every connection given back, and only the first starts it.
+        if self.sweeping.load(Ordering::Relaxed) || self.sweeping.swap(true, Ordering::Relaxed) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -251,65 +325,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A connection in use: the answer's body is read through it ([`Lease::frame`]); once read to
 /// its end, [`Lease::finish`] gives the connection back. Dropped otherwise, it closes.
 pub struct Lease {
-    conn: Option<Conn>,
+    conn: Connection,
     origin: Arc<str>,
     pool: Weak<Pool>,
 }
 
 impl Lease {
-    async fn request(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Failed> {
-        let conn = self
-            .conn
-            .as_mut()
-            .expect("a lease holds its connection until it ends");
-        let mut answer = std::pin::pin!(conn.sender.try_send_request(req));
-        poll_fn(|cx| {
-            // The connection first: it writes the request and reads the answer, which the
-            // request's future then finds in the same poll.
-            let ended = conn.drive(cx);
-            match answer.as_mut().poll(cx) {
-                Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
-                Poll::Ready(Err(mut e)) => Poll::Ready(Err(match e.take_message() {
-                    Some(req) => Failed::NotSent(Box::new(req), e.into_error().into()),
-                    None => Failed::Error(e.into_error().into()),
-                })),
-                Poll::Pending if ended => Poll::Ready(Err(Failed::Error(
-                    "the connection closed before the answer".into(),
-                ))),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
-    }
-
     /// The next frame of the answer's `body` (`None` at its end), the connection driven
     /// meanwhile.
     pub async fn frame(
         &mut self,
         body: &mut Incoming,
     ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
-        let mut next = std::pin::pin!(body.frame());
-        let mut conn = self.conn.as_mut();
-        poll_fn(|cx| {
-            let ended = conn.as_mut().is_none_or(|c| c.drive(cx));
-            match next.as_mut().poll(cx) {
-                Poll::Pending if ended => Poll::Ready(None),
-                other => other,
-            }
-        })
-        .await
+        self.conn.frame(body).await
     }
 
     /// The answer was read to its end: the connection goes back to its origin's idle list,
     /// unless it ended.
-    pub fn finish(mut self) {
-        let Some(mut conn) = self.conn.take() else {
-            return;
-        };
-        if let Some(pool) = self.pool.upgrade()
+    pub fn finish(self) {
+        let Self {
+            mut conn,
+            origin,
+            pool,
+        } = self;
+        if let Some(pool) = pool.upgrade()
             && !conn.drive(&mut Context::from_waker(Waker::noop()))
         {
-            pool.put(self.origin.clone(), conn);
+            pool.put(origin, conn);
         }
     }
 }
