@@ -90,11 +90,8 @@ async fn start_receiver() -> anyhow::Result<(String, Arc<Receiver>)> {
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
                         let now = now_micros();
-                        r.count.fetch_add(1, Ordering::Relaxed);
-                        let _ =
-                            r.first
-                                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-                        r.last.fetch_max(now, Ordering::Relaxed);
+                        // The latency goes in before the count: whoever sees the count reach
+                        // what it waits for finds every latency of those requests.
                         if r.record_latency.load(Ordering::Relaxed)
                             && let Some(t) = publish_time(&body)
                         {
@@ -103,6 +100,11 @@ async fn start_receiver() -> anyhow::Result<(String, Arc<Receiver>)> {
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .push(now.saturating_sub(t));
                         }
+                        let _ =
+                            r.first
+                                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                        r.last.fetch_max(now, Ordering::Relaxed);
+                        r.count.fetch_add(1, Ordering::Release);
                         let mut resp = hyper::Response::new(Full::new(Bytes::new()));
                         *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
                         Ok::<_, std::convert::Infallible>(resp)
@@ -417,7 +419,7 @@ async fn wait_delivered(rx: &Receiver, expected: u64, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut last = (0, Instant::now());
     while Instant::now() < deadline {
-        let got = rx.count.load(Ordering::Relaxed);
+        let got = rx.count.load(Ordering::Acquire);
         if got >= expected {
             return true;
         }
