@@ -221,6 +221,19 @@ impl Server {
             .and_then(|t| cpu_seconds(&t.path().join("stat").to_string_lossy()))
     }
 
+    /// Attempts so far that did not end in a `2xx` (`tidings_delivery_attempts_total` by
+    /// outcome, from the server's `/metrics`). The receiver always answers `204`, so each one
+    /// is a retry the run caused, and a retried delivery stretches the end-to-end span.
+    async fn failed_attempts(&self) -> Option<u64> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        Some(failed_attempts_in(&text))
+    }
+
     fn take_data(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -259,6 +272,17 @@ fn client(connections: usize) -> reqwest::Client {
 
 /// The id of the bench's `n`th workspace. Unique per run, so runs against the same PostgreSQL
 /// database do not collide with an earlier run's workspaces.
+/// The sum of `tidings_delivery_attempts_total` over every outcome but `ok`.
+fn failed_attempts_in(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("tidings_delivery_attempts_total{outcome=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .filter(|(outcome, _)| *outcome != "ok")
+        .filter_map(|(_, value)| value.trim().parse::<u64>().ok())
+        .sum()
+}
+
 fn workspace_id(n: usize) -> String {
     static RUN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let run = RUN.get_or_init(rand::random::<u32>);
@@ -485,6 +509,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if let Some(w) = server.writer_cpu() {
                     v["writer_cpu_seconds"] = json!(w);
                 }
+                if let Some(n) = server.failed_attempts().await {
+                    v["failed_attempts"] = json!(n);
+                }
                 if let Some(b) = baseline_rps {
                     v["ratio_to_baseline"] = json!(ratio(dps, b));
                 }
@@ -523,7 +550,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 json!({"scenario": "latency", "rate": opts.rate, "events": l.accepted, "delivered": lat.len(),
                     "p50_ms": percentile(&lat, 0.5), "p90_ms": percentile(&lat, 0.9), "p99_ms": percentile(&lat, 0.99),
                     "max_ms": percentile(&lat, 1.0), "publish_p50_ms": publish.0, "publish_p99_ms": publish.1,
-                    "peak_rss_mb": rss.round(), "cpu_seconds": cpu})
+                    "peak_rss_mb": rss.round(), "cpu_seconds": cpu, "failed_attempts": server.failed_attempts().await})
             }
             "backlog" => {
                 // "Receiver down": the worker is off while the deliveries queue up; then a server
@@ -610,6 +637,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 if let (Some(w), Some(w0)) = (server.writer_cpu(), setup_writer_cpu) {
                     v["writer_cpu_seconds"] = json!(round2(w - w0));
                 }
+                if let Some(n) = server.failed_attempts().await {
+                    v["failed_attempts"] = json!(n);
+                }
                 // The target compares with the 1-webhook case: printed when `fanout1` ran before.
                 if let Some((one50, one99)) = one_webhook {
                     v["p50_vs_fanout1"] = json!(ratio(p50, one50));
@@ -631,6 +661,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn failed_attempts_sum_every_outcome_but_ok() {
+        let text = "# TYPE tidings_delivery_attempts_total counter\n\
+            tidings_delivery_attempts_total{outcome=\"ok\"} 1000\n\
+            tidings_delivery_attempts_total{outcome=\"timeout\"} 2\n\
+            tidings_delivery_attempts_total{outcome=\"http_status\"} 3\n\
+            tidings_delivery_attempts_created{outcome=\"timeout\"} 1764800000.0\n\
+            tidings_events_published_total 1000\n";
+        assert_eq!(super::failed_attempts_in(text), 5);
+        assert_eq!(super::failed_attempts_in(""), 0);
+    }
+
     #[test]
     fn ratios_have_three_decimals_and_survive_a_zero() {
         assert_eq!(super::ratio(2.5, 2.0), 1.25);
