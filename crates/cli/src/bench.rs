@@ -270,8 +270,6 @@ fn client(connections: usize) -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// The id of the bench's `n`th workspace. Unique per run, so runs against the same PostgreSQL
-/// database do not collide with an earlier run's workspaces.
 /// The sum of `tidings_delivery_attempts_total` over every outcome but `ok`.
 fn failed_attempts_in(metrics: &str) -> u64 {
     metrics
@@ -283,6 +281,8 @@ fn failed_attempts_in(metrics: &str) -> u64 {
         .sum()
 }
 
+/// The id of the bench's `n`th workspace. Unique per run, so runs against the same PostgreSQL
+/// database do not collide with an earlier run's workspaces.
 fn workspace_id(n: usize) -> String {
     static RUN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let run = RUN.get_or_init(rand::random::<u32>);

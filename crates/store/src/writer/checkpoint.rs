@@ -25,9 +25,10 @@ pub(super) const INTERVAL: Duration = Duration::from_millis(20);
 /// The writer's own automatic checkpoint, in WAL frames (pages, 4 KiB each): SQLite's default
 /// is 1,000. Each one holds up the commit that triggers it (the pages the background thread
 /// has not copied yet, and an `fsync` of the database file), so it should be rare: at 4,000
-/// frames, deliveries to 1,000 webhooks (a random index leaf each) reached it several times a
-/// second and it set their publish p99 (docs/benchmarks.md, eleventh round). The log file
-/// keeps its largest size, ~64 MiB here, and is reused from its start.
+/// frames, deliveries to 1,000 webhooks (a random index leaf each, ~3 log pages per event)
+/// reached it about ten times a second at 15,000 events/s, and those commits set their publish
+/// p99 (docs/benchmarks.md, eleventh round). The log file keeps its largest size, ~64 MiB
+/// here, and is reused from its start.
 pub(super) const WRITER_BACKSTOP_FRAMES: i64 = 16_000;
 
 /// The running checkpoint thread; dropping [`Checkpointer::stop`]'s sender ends it.
