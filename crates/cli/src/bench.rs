@@ -378,14 +378,14 @@ async fn load(
     workspaces: usize,
 ) -> anyhow::Result<load::Load> {
     let target = load::Target::new(url, auth)?;
-    load::run(
+    Ok(load::run(
         &target,
         connections,
         duration,
         rate,
         event_bodies(workspaces),
     )
-    .await
+    .await)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {

@@ -47,17 +47,21 @@ pub fn webhook_secret() -> String {
 
 /// The stored form of a high-entropy secret: lowercase hex SHA-256.
 pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex_sha256(secret).iter().map(|&b| char::from(b)).collect()
 }
 
 /// Whether `candidate` hashes to `stored_hash`, compared in constant time.
 pub fn verify(candidate: &str, stored_hash: &str) -> bool {
-    // Hex on the stack: this runs for every operator request.
-    let mut computed = [0u8; 64];
-    if hex::encode_to_slice(Sha256::digest(candidate.as_bytes()), &mut computed).is_err() {
-        return false;
-    }
-    computed.ct_eq(stored_hash.as_bytes()).into()
+    hex_sha256(candidate).ct_eq(stored_hash.as_bytes()).into()
+}
+
+/// The lowercase hex SHA-256 of `secret`, on the stack ([`verify`] runs for every operator
+/// request).
+fn hex_sha256(secret: &str) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // 32 bytes of digest are exactly 64 hex digits: encoding cannot fail.
+    let _ = hex::encode_to_slice(Sha256::digest(secret.as_bytes()), &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -77,6 +81,17 @@ mod tests {
         assert!(verify(t.expose(), &h));
         assert!(!verify("other", &h));
         assert_eq!(t.expose().len(), 43);
+    }
+
+    /// Hashes already stored (operator keys, client secrets) must keep matching: the stored
+    /// form is lowercase hex SHA-256 (FIPS 180-2's "abc" vector).
+    #[test]
+    fn the_stored_form_is_lowercase_hex_sha256() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hash("abc"), abc);
+        assert!(verify("abc", abc));
+        assert!(!verify("abc", &abc.to_uppercase()));
+        assert!(!verify("abc", &abc[..63]));
     }
 
     #[test]

@@ -112,7 +112,6 @@ impl Store {
         matches!(self, Self::Sqlite(_))
     }
 
-    /// Closes the connection pools (and releases the data directory lock).
     /// Publishes a batch (see [`Store::publish`]), handing the new deliveries that `handoff`
     /// has room for straight to it once committed; the others wait for a claim.
     pub async fn publish_with(
@@ -136,6 +135,7 @@ impl Store {
         Ok(self.publish_with(batch, None).await?.outcomes)
     }
 
+    /// Closes the connection pools (and releases the data directory lock).
     pub async fn close(&self) {
         match self {
             Self::Sqlite(s) => {

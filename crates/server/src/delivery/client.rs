@@ -10,7 +10,7 @@
 //! client cost a quarter of a delivery task's instructions (docs/benchmarks.md, tenth round;
 //! reqwest, before it, a fifth of the server's CPU per delivery, fifth round).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -66,7 +66,7 @@ pub struct Client {
 
 struct Pool {
     connector: Connector,
-    idle: Mutex<HashMap<Arc<str>, Vec<Idle>>>,
+    idle: Mutex<HashMap<Arc<str>, VecDeque<Idle>>>,
     idle_per_host: usize,
     /// Whether the task that closes expired idle connections runs.
     sweeping: std::sync::atomic::AtomicBool,
@@ -262,7 +262,7 @@ impl Pool {
     fn take(&self, origin: &str) -> Option<Connection> {
         let mut idle = lock(&self.idle);
         let list = idle.get_mut(origin)?;
-        while let Some(Idle { mut conn, since }) = list.pop() {
+        while let Some(Idle { mut conn, since }) = list.pop_back() {
             if since.elapsed() < IDLE_TIMEOUT && conn.usable() {
                 return Some(conn);
             }
@@ -276,9 +276,9 @@ impl Pool {
             let mut idle = lock(&self.idle);
             let list = idle.entry(origin).or_default();
             if list.len() >= self.idle_per_host.max(1) {
-                list.remove(0);
+                list.pop_front();
             }
-            list.push(Idle {
+            list.push_back(Idle {
                 conn,
                 since: Instant::now(),
             });
@@ -578,7 +578,7 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
         assert!(
-            lock(&client.pool.idle).values().all(Vec::is_empty),
+            lock(&client.pool.idle).values().all(VecDeque::is_empty),
             "a closed connection is not kept"
         );
     }
