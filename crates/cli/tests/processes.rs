@@ -172,8 +172,9 @@ fn settings(data_dir: &std::path::Path, database_url: Option<&str>) -> Vec<(Stri
     env
 }
 
-/// Creates a workspace, a client and a webhook to `receiver`; returns the access token.
-async fn setup(base: &str, receiver: SocketAddr) -> String {
+/// Creates a workspace, a client and a webhook to `receiver`; returns the access token and the
+/// webhook's id.
+async fn setup(base: &str, receiver: SocketAddr) -> (String, String) {
     let http = reqwest::Client::new();
     let r = http
         .post(format!("{base}/v1/admin/workspaces"))
@@ -212,16 +213,46 @@ async fn setup(base: &str, receiver: SocketAddr) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    token
+    let webhook: Value = r.json().await.unwrap();
+    (token, webhook["id"].as_str().unwrap().to_string())
+}
+
+/// The event ids of every delivery the webhook's delivery listing shows, page by page.
+async fn listed(base: &str, token: &str, webhook: &str) -> std::collections::BTreeSet<String> {
+    let http = reqwest::Client::new();
+    let mut events = std::collections::BTreeSet::new();
+    // Cursors are message ids (`msg_` and hex): nothing to escape.
+    let mut after = String::new();
+    loop {
+        let page: Value = http
+            .get(format!(
+                "{base}/v1/settings/webhooks/{webhook}/deliveries?limit=100{after}"
+            ))
+            .bearer_auth(token)
+            .header("Workspace", "acme")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for d in page["data"].as_array().unwrap() {
+            events.insert(d["eventId"].as_str().unwrap().to_string());
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => after = format!("&cursor={next}"),
+            None => return events,
+        }
+    }
 }
 
 /// Publishes events numbered from `from` to the given nodes in turn until `stop`; returns the
-/// numbers that got a 202.
+/// numbers that got a 202, with the event ids the 202s named.
 async fn publish_until(
     bases: Vec<String>,
     from: u64,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<u64> {
+) -> Vec<(u64, String)> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -238,8 +269,10 @@ async fn publish_until(
             .await;
         if let Ok(r) = r
             && r.status() == 202
+            && let Ok(body) = r.json::<Value>().await
+            && let Some(id) = body["id"].as_str()
         {
-            accepted.push(n);
+            accepted.push((n, id.to_string()));
         }
         n += 1;
         if n > from + 100_000 {
@@ -278,7 +311,7 @@ async fn kill_nine_loses_no_accepted_event(database_url: Option<String>) {
     let (addr, seen) = receiver(Duration::from_millis(2)).await;
     let env = settings(data.path(), database_url.as_deref());
     let mut node = Node::start(&env).await;
-    setup(&node.base, addr).await;
+    let (token, webhook) = setup(&node.base, addr).await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = tokio::spawn(publish_until(vec![node.base.clone()], 0, stop.clone()));
@@ -286,7 +319,7 @@ async fn kill_nine_loses_no_accepted_event(database_url: Option<String>) {
     tokio::time::sleep(kill_after).await;
     node.kill();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let accepted = publisher.await.unwrap();
+    let (accepted, ids): (Vec<u64>, Vec<String>) = publisher.await.unwrap().into_iter().unzip();
     assert!(
         accepted.len() > 10,
         "only {} events were accepted before the kill",
@@ -295,8 +328,13 @@ async fn kill_nine_loses_no_accepted_event(database_url: Option<String>) {
 
     let restarted = Node::start(&node.env).await;
     wait_for_all(&seen, &accepted, Duration::from_secs(30)).await;
+    // The embedded store's per-webhook index is rebuilt after the kill: the listing shows every
+    // accepted event's delivery.
+    let listed = listed(&restarted.base, &token, &webhook).await;
+    let unlisted: Vec<&String> = ids.iter().filter(|id| !listed.contains(*id)).collect();
+    assert!(unlisted.is_empty(), "accepted but not listed: {unlisted:?}");
     eprintln!(
-        "kill -9 after {kill_after:?}: {} accepted, all delivered",
+        "kill -9 after {kill_after:?}: {} accepted, all delivered and listed",
         accepted.len()
     );
     drop(restarted);
@@ -337,7 +375,7 @@ async fn three_nodes_share_the_queue_and_survive_losing_one() {
     }
     // Every node publishes the same keys and accepts a token another node issued.
     let http = reqwest::Client::new();
-    let token = setup(&nodes[0].base, addr).await;
+    let (token, _) = setup(&nodes[0].base, addr).await;
     let mut jwks = Vec::new();
     for n in &nodes {
         jwks.push(
@@ -373,7 +411,12 @@ async fn three_nodes_share_the_queue_and_survive_losing_one() {
     nodes[1].kill();
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let accepted = publisher.await.unwrap();
+    let accepted: Vec<u64> = publisher
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert!(accepted.len() > 50, "only {} accepted", accepted.len());
 
     wait_for_all(&seen, &accepted, Duration::from_secs(30)).await;

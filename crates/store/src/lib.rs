@@ -17,6 +17,7 @@ pub mod handoff;
 pub mod publisher;
 mod queue;
 mod records;
+mod webhook_index;
 mod writer;
 
 #[cfg(test)]
@@ -141,6 +142,7 @@ impl Store {
             Self::Sqlite(s) => {
                 s.close_writer().await;
                 s.close().await;
+                s.finish_index().await;
             }
             Self::Postgres(s) => s.close().await,
         }
@@ -279,6 +281,8 @@ pub mod sqlite {
 
     type Db = sqlx::Sqlite;
     type DbRow = sqlx::sqlite::SqliteRow;
+    /// `webhook_deliveries` is a table of its own (`webhook_index`), which retention prunes too.
+    const WEBHOOK_INDEX_TABLE: bool = true;
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
     /// The SQLite store. The delivery queue's hot path (publish, claim, complete, release) runs
@@ -289,6 +293,8 @@ pub mod sqlite {
         write: sqlx::Pool<Db>,
         read: sqlx::Pool<Db>,
         writer: std::sync::Arc<crate::writer::Writer>,
+        /// The data directory (the per-webhook index is finished there at close).
+        dir: std::path::PathBuf,
         /// Held open with an exclusive lock: one process per data directory.
         _lock: std::sync::Arc<std::fs::File>,
     }
@@ -312,8 +318,13 @@ pub mod sqlite {
                 data_dir.display()
             ))
         })?;
+        let database = data_dir.join("tidings.db");
+        // Before any connection attaches it (see `webhook_index`).
+        let index = crate::webhook_index::prepare(data_dir, &database)?;
+        let attach = crate::webhook_index::attach_sql(&index)?;
+        let attach_writing = crate::webhook_index::attach_writing_sql(&index)?;
         let opts = SqliteConnectOptions::new()
-            .filename(data_dir.join("tidings.db"))
+            .filename(&database)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -325,19 +336,38 @@ pub mod sqlite {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(move |conn, _| {
+                let sql = attach_writing.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
             .connect_with(opts.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(move |conn, _| {
+                let sql = attach.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
             .connect_with(opts.read_only(true))
             .await?;
-        let writer = crate::writer::Writer::start(&data_dir.join("tidings.db"), BUSY_TIMEOUT)?;
+        let writer = crate::writer::Writer::start(&database, &index, BUSY_TIMEOUT)?;
         Ok(SqlStore {
             write,
             read,
             writer: std::sync::Arc::new(writer),
+            dir: data_dir.to_path_buf(),
             _lock: std::sync::Arc::new(lock),
         })
     }
@@ -384,6 +414,12 @@ pub mod sqlite {
         pub(crate) async fn close_writer(&self) {
             self.writer.close().await;
         }
+
+        /// After every connection closed: flushes the per-webhook index and marks it clean.
+        pub(crate) async fn finish_index(&self) {
+            let dir = self.dir.clone();
+            let _ = tokio::task::spawn_blocking(move || crate::webhook_index::finish(&dir)).await;
+        }
     }
 
     include!("queries.rs");
@@ -397,6 +433,8 @@ pub mod postgres {
 
     type Db = sqlx::Postgres;
     type DbRow = sqlx::postgres::PgRow;
+    /// `webhook_deliveries` is a view over `deliveries` (migration 0008).
+    const WEBHOOK_INDEX_TABLE: bool = false;
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
     #[derive(Clone)]

@@ -256,7 +256,7 @@ impl SqlStore {
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND webhook_id IN (SELECT id FROM webhooks WHERE workspace_id = $1)")
+        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND id IN (SELECT delivery_id FROM webhook_deliveries WHERE hook_id IN (SELECT id FROM webhooks WHERE workspace_id = $1))")
             .bind(id)
             .bind(now)
             .execute(&mut *tx)
@@ -540,7 +540,7 @@ impl SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE webhook_id = $1 AND state = 'pending'")
+        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND id IN (SELECT delivery_id FROM webhook_deliveries WHERE hook_id = $1)")
             .bind(id)
             .bind(now)
             .execute(&mut *tx)
@@ -552,10 +552,12 @@ impl SqlStore {
     // ---- events and the delivery queue ----
 
     pub(crate) async fn delivery_list(&self, webhook_id: &str, state: Option<&str>, cursor: Option<&str>, limit: i64) -> Result<Page<DeliveryRecord>> {
-        // Newest first: message ids are time-ordered.
+        // Newest first: message ids are time-ordered. `webhook_deliveries` is the per-webhook
+        // index (a table beside the embedded database, a view on PostgreSQL).
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLS} FROM deliveries WHERE webhook_id = $1 AND ($2 = '' OR state = $2) \
-             AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4"
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE id IN (SELECT w.delivery_id FROM webhook_deliveries w \
+             JOIN deliveries d ON d.id = w.delivery_id WHERE w.hook_id = $1 AND ($2 = '' OR d.state = $2) \
+             AND ($3 = '' OR w.delivery_id < $3) ORDER BY w.delivery_id DESC LIMIT $4) ORDER BY id DESC"
         )))
         .bind(webhook_id)
         .bind(state.unwrap_or(""))
@@ -618,7 +620,8 @@ impl SqlStore {
     pub(crate) async fn replay(&self, webhook_id: &str, since: i64, until: i64, now: i64) -> Result<u64> {
         let r = sqlx::query(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = $4, lease_owner = NULL, updated_at = $4 \
-             WHERE webhook_id = $1 AND state = 'failed' AND created_at >= $2 AND created_at < $3",
+             WHERE id IN (SELECT delivery_id FROM webhook_deliveries WHERE hook_id = $1) \
+             AND state = 'failed' AND created_at >= $2 AND created_at < $3",
         )
         .bind(webhook_id)
         .bind(since)
@@ -638,23 +641,33 @@ impl SqlStore {
         ] {
             loop {
                 let mut tx = self.write.begin().await?;
-                let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT id FROM deliveries WHERE {filter} AND updated_at < $1 LIMIT $2"
+                let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, webhook_id FROM deliveries WHERE {filter} AND updated_at < $1 LIMIT $2"
                 )))
                 .bind(before)
                 .bind(batch)
                 .fetch_all(&mut *tx)
                 .await?;
-                if ids.is_empty() {
+                if rows.is_empty() {
                     tx.commit().await?;
                     break;
                 }
+                if WEBHOOK_INDEX_TABLE {
+                    for (id, webhook_id) in &rows {
+                        sqlx::query("DELETE FROM webhook_deliveries WHERE hook_id = $1 AND delivery_id = $2")
+                            .bind(webhook_id)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
                 for table in ["attempts", "deliveries"] {
                     let column = if table == "attempts" { "delivery_id" } else { "id" };
                     let mut qb = sqlx::QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE {column} IN ("));
                     let mut sep = qb.separated(", ");
                     for id in &ids {
-                        sep.push_bind(id.as_str());
+                        sep.push_bind(*id);
                     }
                     qb.push(")");
                     let n = qb.build().execute(&mut *tx).await?.rows_affected();

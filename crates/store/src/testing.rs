@@ -18,7 +18,7 @@ pub(crate) async fn embedded() -> (tempfile::TempDir, Store) {
 }
 
 /// A migrated embedded store in `dir`.
-async fn migrated(dir: &std::path::Path) -> Store {
+pub(crate) async fn migrated(dir: &std::path::Path) -> Store {
     let store = Store::open(&crate::Backend::Sqlite {
         data_dir: dir.to_path_buf(),
     })

@@ -39,11 +39,14 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens a connection to the database at `path` (WAL mode already set) and starts the thread.
-    pub(super) fn start(path: &Path, busy_timeout: Duration) -> Result<Self> {
+    /// The per-webhook index (`index`, attached as `wix`) is checkpointed alike, but never
+    /// flushed (see `webhook_index`).
+    pub(super) fn start(path: &Path, index: &Path, busy_timeout: Duration) -> Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
         // The database file is flushed after each checkpoint, as with the writer's own.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(&crate::webhook_index::attach_writing_sql(index)?)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tidings-checkpoint".into())
@@ -64,7 +67,9 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
         // (busy, frames in the WAL, frames copied): nothing to act on; the writer's backstop
         // covers a checkpoint that could not run.
-        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        let done = conn
+            .query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .and_then(|()| conn.query_row("PRAGMA wix.wal_checkpoint(PASSIVE)", [], |_| Ok(())));
         match done {
             Ok(()) => failing = false,
             Err(e) if !failing => {
