@@ -418,7 +418,10 @@ pub mod sqlite {
         /// After every connection closed: flushes the per-webhook index and marks it clean.
         pub(crate) async fn finish_index(&self) {
             let dir = self.dir.clone();
-            let _ = tokio::task::spawn_blocking(move || crate::webhook_index::finish(&dir)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::webhook_index::finish(&dir, &dir.join("tidings.db"))
+            })
+            .await;
         }
     }
 

@@ -25,7 +25,8 @@ use crate::{Result, StoreError};
 
 /// The index file, in the data directory.
 pub(crate) const FILE: &str = "webhook-index.db";
-/// Present only while the index file is known to match the database (after a clean shutdown).
+/// Present only while the index file is known to match the database (after a clean shutdown);
+/// holds the newest delivery's rowid at that shutdown.
 const CLEAN: &str = "webhook-index.clean";
 /// The schema name the index is attached under.
 pub(crate) const SCHEMA: &str = "wix";
@@ -45,13 +46,47 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| io("flush", dir, e))
 }
 
+/// Whether the database attached as `schema` has its tables yet (not before the first
+/// migration).
+fn has_deliveries(conn: &Connection, schema: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        &format!(
+            "SELECT count(*) > 0 FROM {schema}.sqlite_master WHERE type = 'table' AND name = 'deliveries'"
+        ),
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// The newest delivery's rowid in the database (0 without any): what the marker records, so a
+/// database replaced while the server was stopped (a restored backup) is not paired with an
+/// index of another.
+fn newest_delivery(database: &Path) -> Result<i64> {
+    if !database.exists() {
+        return Ok(0);
+    }
+    let conn = Connection::open(database)?;
+    if !has_deliveries(&conn, "main")? {
+        return Ok(0);
+    }
+    Ok(
+        conn.query_row("SELECT coalesce(max(rowid), 0) FROM deliveries", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 /// Makes the index file ready before any connection attaches it: reused after a clean
-/// shutdown, otherwise built afresh from the database's `deliveries` (if it has any yet).
-/// Returns its path.
+/// shutdown of this same database, otherwise built afresh from its `deliveries` (if it has any
+/// yet). Returns its path.
 pub(crate) fn prepare(dir: &Path, database: &Path) -> Result<PathBuf> {
     let path = dir.join(FILE);
     let clean = dir.join(CLEAN);
-    let reuse = clean.exists() && path.exists();
+    let reuse = path.exists()
+        && std::fs::read_to_string(&clean)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .is_some_and(|marked| newest_delivery(database).is_ok_and(|n| n == marked));
     if clean.exists() {
         // From here on the file may change without being flushed: a crash must not find the
         // marker.
@@ -77,12 +112,7 @@ pub(crate) fn prepare(dir: &Path, database: &Path) -> Result<PathBuf> {
             .to_str()
             .ok_or_else(|| StoreError::DataDir(format!("{} is not UTF-8", database.display())))?;
         conn.execute("ATTACH DATABASE ?1 AS db", [source])?;
-        let has_deliveries: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM db.sqlite_master WHERE type = 'table' AND name = 'deliveries'",
-            [],
-            |r| r.get(0),
-        )?;
-        if has_deliveries {
+        if has_deliveries(&conn, "db")? {
             let started = std::time::Instant::now();
             let n = conn.execute(
                 "INSERT INTO webhook_deliveries (hook_id, delivery_id) \
@@ -122,8 +152,9 @@ pub(crate) fn attach_writing_sql(path: &Path) -> Result<String> {
 /// After every connection closed: copies the index's log into its file, flushes it and leaves
 /// the marker that lets the next start reuse it. On any failure there is no marker, and the next
 /// start rebuilds.
-pub(crate) fn finish(dir: &Path) {
+pub(crate) fn finish(dir: &Path, database: &Path) {
     let done = (|| -> Result<()> {
+        let newest = newest_delivery(database)?;
         let path = dir.join(FILE);
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -136,7 +167,11 @@ pub(crate) fn finish(dir: &Path) {
         drop(conn);
         let clean = dir.join(CLEAN);
         std::fs::File::create(&clean)
-            .and_then(|f| f.sync_all())
+            .and_then(|mut f| {
+                use std::io::Write;
+                writeln!(f, "{newest}")?;
+                f.sync_all()
+            })
             .map_err(|e| io("create", &clean, e))?;
         sync_dir(dir)
     })();
@@ -223,6 +258,33 @@ mod tests {
         assert_eq!(listed(&store, &webhook(0).id).await.len(), 3);
         store.close().await;
         drop(store);
+    }
+
+    /// A database replaced while the server was stopped (here: one delivery more than the index
+    /// was closed with) does not reuse the index of the other.
+    #[tokio::test]
+    async fn a_replaced_database_does_not_reuse_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_webhooks(dir.path(), 1).await;
+        store.publish(vec![request("evt_0")]).await.unwrap();
+        store.close().await;
+        drop(store);
+        let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
+        conn.execute(
+            "INSERT INTO deliveries SELECT 'msg_restored', 'evt_restored', webhook_id, workspace_id, state, \
+             attempts, next_attempt_at, lease_owner, last_status, last_outcome, created_at, updated_at \
+             FROM deliveries",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = migrated(dir.path()).await;
+        assert_eq!(
+            index_rows(dir.path()),
+            2,
+            "rebuilt with the restored delivery"
+        );
+        store.close().await;
     }
 
     /// Retention removes a pruned delivery's index entry in the same transaction.
