@@ -299,6 +299,24 @@ pub mod sqlite {
         _lock: std::sync::Arc<std::fs::File>,
     }
 
+    /// Pool options for up to `max` connections kept open, each of which runs `attach` first
+    /// (the per-webhook index, `webhook_index`).
+    fn attaching(attach: String, max: u32) -> SqlitePoolOptions {
+        SqlitePoolOptions::new()
+            .max_connections(max)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(move |conn, _| {
+                let sql = attach.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
+    }
+
     pub(super) async fn open(data_dir: &std::path::Path) -> Result<SqlStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::DataDir(format!("cannot create {}: {e}", data_dir.display()))
@@ -331,35 +349,11 @@ pub mod sqlite {
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("cache_size", "-32000")
             .pragma("temp_store", "memory");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
+        let write = attaching(attach_writing, 1)
             .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_connect(move |conn, _| {
-                let sql = attach_writing.clone();
-                Box::pin(async move {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                })
-            })
             .connect_with(opts.clone())
             .await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_connect(move |conn, _| {
-                let sql = attach.clone();
-                Box::pin(async move {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                })
-            })
+        let read = attaching(attach, 4)
             .connect_with(opts.read_only(true))
             .await?;
         let writer = crate::writer::Writer::start(&database, &index, BUSY_TIMEOUT)?;
