@@ -283,6 +283,11 @@ pub mod sqlite {
     type DbRow = sqlx::sqlite::SqliteRow;
     /// `webhook_deliveries` is a table of its own (`webhook_index`), which retention prunes too.
     const WEBHOOK_INDEX_TABLE: bool = true;
+    /// Begins a transaction that reads and then writes. `IMMEDIATE` takes the write lock first
+    /// (waiting for the writer thread like any writer): a deferred one that read before the
+    /// writer's next commit could not start writing after it (`SQLITE_BUSY_SNAPSHOT`), which
+    /// under steady load failed retention passes.
+    const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
     /// The SQLite store. The delivery queue's hot path (publish, claim, complete, release) runs
@@ -432,6 +437,8 @@ pub mod postgres {
     type DbRow = sqlx::postgres::PgRow;
     /// `webhook_deliveries` is a view over `deliveries` (migration 0008).
     const WEBHOOK_INDEX_TABLE: bool = false;
+    /// Row locks need no more than a plain transaction here.
+    const BEGIN_WRITE: &str = "BEGIN";
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
     #[derive(Clone)]

@@ -640,7 +640,7 @@ impl SqlStore {
             ("state IN ('failed', 'cancelled')", events_before),
         ] {
             loop {
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
                 let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT id, webhook_id FROM deliveries WHERE {filter} AND updated_at < $1 LIMIT $2"
                 )))
@@ -651,15 +651,6 @@ impl SqlStore {
                 if rows.is_empty() {
                     tx.commit().await?;
                     break;
-                }
-                if WEBHOOK_INDEX_TABLE {
-                    for (id, webhook_id) in &rows {
-                        sqlx::query("DELETE FROM webhook_deliveries WHERE hook_id = $1 AND delivery_id = $2")
-                            .bind(webhook_id)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
                 }
                 let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
                 for table in ["attempts", "deliveries"] {
@@ -672,6 +663,15 @@ impl SqlStore {
                     qb.push(")");
                     let n = qb.build().execute(&mut *tx).await?.rows_affected();
                     if table == "attempts" { report.attempts += n } else { report.deliveries += n }
+                }
+                if WEBHOOK_INDEX_TABLE {
+                    for (id, webhook_id) in &rows {
+                        sqlx::query("DELETE FROM webhook_deliveries WHERE hook_id = $1 AND delivery_id = $2")
+                            .bind(webhook_id)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
             }

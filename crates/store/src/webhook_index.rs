@@ -287,6 +287,43 @@ mod tests {
         store.close().await;
     }
 
+    /// Retention passes succeed while the writer thread commits all the time: its batches take
+    /// the write lock before they read (a deferred transaction that read before one of the
+    /// writer's commits could not write after it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_succeeds_while_the_writer_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_webhooks(dir.path(), 2).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let publisher = {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store
+                        .publish(vec![request(&format!("evt_{n}"))])
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+            })
+        };
+        let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        for _ in 0..20 {
+            conn.execute(
+                "UPDATE deliveries SET state = 'succeeded', updated_at = 1",
+                [],
+            )
+            .unwrap();
+            store.prune(2, 0, 10).await.unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        publisher.await.unwrap();
+        store.close().await;
+    }
+
     /// Retention removes a pruned delivery's index entry in the same transaction.
     #[tokio::test]
     async fn retention_prunes_the_index_with_the_deliveries() {
