@@ -9,9 +9,10 @@
 //! attached as `wix` to every connection, written in the same transactions as the deliveries
 //! but never flushed (`synchronous=OFF`): the publish's `fsync` covers the database alone.
 //!
-//! It is derived data. A clean shutdown flushes it and leaves `webhook-index.clean` beside it;
-//! any other start (a crash, a kill, a first start, an upgrade) finds no marker and rebuilds the
-//! file from `deliveries` before anything else opens it. The marker is removed (durably) before
+//! It is derived data. A clean shutdown flushes it and leaves `webhook-index.clean` beside it,
+//! naming the newest delivery; any other start (a crash, a kill, a first start, an upgrade, a
+//! database replaced meanwhile) finds no matching marker and rebuilds the file from
+//! `deliveries` before anything else opens it. The marker is removed (durably) before
 //! the index is written again, so a crash after that point is always seen.
 //!
 //! PostgreSQL has no such file: there `webhook_deliveries` is a view over `deliveries` and its
