@@ -113,6 +113,17 @@ fn paginate<T>(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Pag
     Page { items, next_cursor }
 }
 
+/// `head`, one bound parameter per id separated by commas, then `tail`.
+fn in_ids(head: &str, ids: &[String], tail: &str) -> sqlx::QueryBuilder<Db> {
+    let mut qb = sqlx::QueryBuilder::<Db>::new(head);
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(id.as_str());
+    }
+    qb.push(tail);
+    qb
+}
+
 impl SqlStore {
     pub(crate) async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.write).await?;
@@ -641,37 +652,37 @@ impl SqlStore {
         ] {
             loop {
                 let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-                let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT id, webhook_id FROM deliveries WHERE {filter} AND updated_at < $1 LIMIT $2"
+                let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT id FROM deliveries WHERE {filter} AND updated_at < $1 LIMIT $2"
                 )))
                 .bind(before)
                 .bind(batch)
                 .fetch_all(&mut *tx)
                 .await?;
-                if rows.is_empty() {
+                if ids.is_empty() {
                     tx.commit().await?;
                     break;
                 }
-                let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+                if WEBHOOK_INDEX_TABLE {
+                    // Found through the deliveries about to go, so before them.
+                    in_ids(
+                        "DELETE FROM webhook_deliveries WHERE (hook_id, delivery_id) IN \
+                         (SELECT webhook_id, id FROM deliveries WHERE id IN (",
+                        &ids,
+                        "))",
+                    )
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 for table in ["attempts", "deliveries"] {
                     let column = if table == "attempts" { "delivery_id" } else { "id" };
-                    let mut qb = sqlx::QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE {column} IN ("));
-                    let mut sep = qb.separated(", ");
-                    for id in &ids {
-                        sep.push_bind(*id);
-                    }
-                    qb.push(")");
-                    let n = qb.build().execute(&mut *tx).await?.rows_affected();
+                    let n = in_ids(&format!("DELETE FROM {table} WHERE {column} IN ("), &ids, ")")
+                        .build()
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                     if table == "attempts" { report.attempts += n } else { report.deliveries += n }
-                }
-                if WEBHOOK_INDEX_TABLE {
-                    for (id, webhook_id) in &rows {
-                        sqlx::query("DELETE FROM webhook_deliveries WHERE hook_id = $1 AND delivery_id = $2")
-                            .bind(webhook_id)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
                 }
                 tx.commit().await?;
             }
