@@ -295,6 +295,19 @@ mod tests {
     async fn retention_succeeds_while_the_writer_commits() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_webhooks(dir.path(), 2).await;
+        // 200 old events (400 deliveries, pruned in 40 batches of 10), then new ones all along.
+        for b in 0..4 {
+            let batch = (0..50).map(|i| request(&format!("evt_old_{b}_{i}")));
+            store.publish(batch.collect()).await.unwrap();
+        }
+        let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        conn.execute(
+            "UPDATE deliveries SET state = 'succeeded', updated_at = 1",
+            [],
+        )
+        .unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let publisher = {
             let (store, stop) = (store.clone(), stop.clone());
@@ -309,17 +322,8 @@ mod tests {
                 }
             })
         };
-        let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .unwrap();
-        for _ in 0..20 {
-            conn.execute(
-                "UPDATE deliveries SET state = 'succeeded', updated_at = 1",
-                [],
-            )
-            .unwrap();
-            store.prune(2, 0, 10).await.unwrap();
-        }
+        let report = store.prune(2, 0, 10).await.unwrap();
+        assert_eq!(report.deliveries, 400);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         publisher.await.unwrap();
         store.close().await;
