@@ -5,6 +5,7 @@
 //! drives the bare receiver with the same load generator, so figures can be read as a ratio to
 //! the machine's own limit.
 
+use std::ops::Range;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,12 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 mod load;
+mod many;
+
+/// A number field of a scenario's line (0 when absent).
+fn num(v: &Value, field: &str) -> f64 {
+    v[field].as_f64().unwrap_or(0.0)
+}
 
 const OPERATOR_KEY: &str = "bench-operator-key-0123456789";
 
@@ -289,12 +296,13 @@ fn workspace_id(n: usize) -> String {
     format!("bench{run:08x}-{n}")
 }
 
-/// Creates workspaces with one client each and `per_workspace` webhooks to `url`; the first of
-/// each workspace subscribes to `workorder.created`, the rest to other types when `distinct`.
+/// Creates the workspaces numbered `spaces` with one client each and `per_workspace` webhooks to
+/// `url`; the first of each workspace subscribes to `workorder.created`, the rest to other types
+/// when `distinct`.
 async fn setup(
     base: &str,
     url: &str,
-    workspaces: usize,
+    spaces: Range<usize>,
     per_workspace: usize,
     distinct: bool,
 ) -> anyhow::Result<()> {
@@ -308,7 +316,7 @@ async fn setup(
         "workspace-created",
         "workorder.status-changed",
     ];
-    for w in 0..workspaces {
+    for w in spaces {
         let id = workspace_id(w);
         http.post(format!("{base}/v1/admin/workspaces"))
             .bearer_auth(OPERATOR_KEY)
@@ -350,15 +358,20 @@ async fn setup(
     Ok(())
 }
 
-fn event_body(n: u64, workspaces: usize) -> Value {
-    let ws = usize::try_from(n).unwrap_or(0) % workspaces.max(1);
+/// The `n`th event: for the workspaces numbered `spaces` in turn.
+fn event_body(n: u64, spaces: Range<usize>) -> Value {
+    let ws = spaces.start + usize::try_from(n).unwrap_or(0) % spaces.len().max(1);
     json!({"type": "workorder.created", "workspaceId": workspace_id(ws), "data": {"n": n, "t": now_micros()}})
 }
 
 /// The load's bodies: [`event_body`]'s event, written with one `format!` (the workspace ids
 /// made once), for the `n`th request.
-fn event_bodies(workspaces: usize) -> load::Body {
-    let ids: Vec<String> = (0..workspaces.max(1)).map(workspace_id).collect();
+fn event_bodies(spaces: Range<usize>) -> load::Body {
+    let ids: Vec<String> = if spaces.is_empty() {
+        vec![workspace_id(spaces.start)]
+    } else {
+        spaces.map(workspace_id).collect()
+    };
     Arc::new(move |n| {
         let ws = &ids[usize::try_from(n).unwrap_or(0) % ids.len()];
         Bytes::from(format!(
@@ -375,17 +388,10 @@ async fn load(
     connections: usize,
     duration: Duration,
     rate: Option<u64>,
-    workspaces: usize,
+    spaces: Range<usize>,
 ) -> anyhow::Result<load::Load> {
     let target = load::Target::new(url, auth)?;
-    Ok(load::run(
-        &target,
-        connections,
-        duration,
-        rate,
-        event_bodies(workspaces),
-    )
-    .await)
+    Ok(load::run(&target, connections, duration, rate, event_bodies(spaces)).await)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -399,14 +405,14 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 /// Events published before a steady-rate run is measured (at least one per workspace).
 const WARM_UP_EVENTS: usize = 1000;
 
-/// Publishes `WARM_UP_EVENTS` events (and at least one to each of the first `workspaces`
-/// workspaces) in batches of 1,000, as a running system would have; returns how many.
-async fn warm_up(base: &str, workspaces: usize) -> anyhow::Result<u64> {
+/// Publishes `WARM_UP_EVENTS` events (and at least one to each of the workspaces numbered
+/// `spaces`) in batches of 1,000, as a running system would have; returns how many.
+async fn warm_up(base: &str, spaces: Range<usize>) -> anyhow::Result<u64> {
     let http = client(1);
-    let total = WARM_UP_EVENTS.max(workspaces);
+    let total = WARM_UP_EVENTS.max(spaces.len());
     for first in (0..total).step_by(1000) {
         let events: Vec<Value> = (first..total.min(first + 1000))
-            .map(|n| event_body(n as u64, workspaces))
+            .map(|n| event_body(n as u64, spaces.clone()))
             .collect();
         http.post(format!("{base}/v1/events/batch"))
             .bearer_auth(OPERATOR_KEY)
@@ -470,7 +476,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "baseline" => {
                 rx.reset(false);
                 let h0 = harness_cpu();
-                let l = load(&rx_url, None, opts.connections, opts.duration, None, 1).await?;
+                let l = load(&rx_url, None, opts.connections, opts.duration, None, 0..1).await?;
                 let rps = l.accepted as f64 / l.elapsed.as_secs_f64();
                 baseline_rps = Some(rps);
                 json!({"scenario": "baseline", "requests": l.accepted, "requests_per_sec": rps.round(), "connections": opts.connections,
@@ -479,7 +485,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "fanout1" | "fanout10" => {
                 let fanout = if scenario == "fanout1" { 1 } else { 10 };
                 let server = Server::start(&opts, true, None).await?;
-                setup(&server.base, &rx_url, 1, fanout, false).await?;
+                setup(&server.base, &rx_url, 0..1, fanout, false).await?;
                 rx.reset(false);
                 let h0 = harness_cpu();
                 let l = load(
@@ -488,7 +494,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     opts.connections,
                     opts.duration,
                     None,
-                    1,
+                    0..1,
                 )
                 .await?;
                 let expected = l.accepted * fanout as u64;
@@ -522,9 +528,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
             "latency" => {
                 let server = Server::start(&opts, true, None).await?;
-                setup(&server.base, &rx_url, 1, 1, false).await?;
+                setup(&server.base, &rx_url, 0..1, 1, false).await?;
                 rx.reset(false);
-                let warm = warm_up(&server.base, 1).await?;
+                let warm = warm_up(&server.base, 0..1).await?;
                 wait_delivered(&rx, warm, Duration::from_secs(60)).await;
                 rx.reset(true);
                 let conns = opts.connections.clamp(1, 16);
@@ -534,7 +540,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     conns,
                     opts.duration,
                     Some(opts.rate),
-                    1,
+                    0..1,
                 )
                 .await?;
                 wait_delivered(&rx, l.accepted, Duration::from_secs(60)).await;
@@ -556,13 +562,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 // "Receiver down": the worker is off while the deliveries queue up; then a server
                 // with the worker on drains them.
                 let server = Server::start(&opts, false, None).await?;
-                setup(&server.base, &rx_url, 1, 1, false).await?;
+                setup(&server.base, &rx_url, 0..1, 1, false).await?;
                 let http = client(4);
                 let mut queued = 0u64;
                 let started = Instant::now();
                 while queued < opts.backlog {
                     let n = (opts.backlog - queued).min(1000);
-                    let events: Vec<Value> = (0..n).map(|i| event_body(queued + i, 1)).collect();
+                    let events: Vec<Value> = (0..n).map(|i| event_body(queued + i, 0..1)).collect();
                     http.post(format!("{}/v1/events/batch", server.base))
                         .bearer_auth(OPERATOR_KEY)
                         .json(&json!({"events": events}))
@@ -588,67 +594,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     "drained": rx.count.load(Ordering::Relaxed), "drained_all": all, "peak_rss_mb_draining": drain_rss.round(), "cpu_seconds_draining": cpu})
             }
             "many-webhooks" => {
-                let server = Server::start(&opts, true, None).await?;
-                let per = (opts.webhooks / opts.workspaces.max(1)).max(1);
-                setup(&server.base, &rx_url, opts.workspaces, per, true).await?;
-                // Every workspace publishes before anything is measured, as in a system that
-                // has been running (`latency` warms up alike).
-                rx.reset(false);
-                let warm = warm_up(&server.base, opts.workspaces).await?;
-                wait_delivered(&rx, warm, Duration::from_secs(60)).await;
-                // First the steady `--rate` of `latency` (publish latency as such, not bounded
-                // by throughput).
-                rx.reset(false);
-                let steady = load(
-                    &format!("{}/v1/events", server.base),
-                    Some(OPERATOR_KEY),
-                    opts.connections.clamp(1, 16),
-                    opts.duration,
-                    Some(opts.rate),
-                    opts.workspaces,
-                )
-                .await?;
-                let steady_all =
-                    wait_delivered(&rx, steady.accepted, Duration::from_secs(60)).await;
-                let at_rate = publish_percentiles(&steady);
-                // CPU from here on is the saturating load's, not the setup's (10,000 webhooks
-                // to create) or the steady run's.
-                let (_, setup_cpu) = server.usage();
-                let setup_writer_cpu = server.writer_cpu();
-                rx.reset(false);
-                let l = load(
-                    &format!("{}/v1/events", server.base),
-                    Some(OPERATOR_KEY),
-                    opts.connections,
-                    opts.duration,
-                    None,
-                    opts.workspaces,
-                )
-                .await?;
-                let (p50, p99) = publish_percentiles(&l);
-                let all =
-                    steady_all && wait_delivered(&rx, l.accepted, Duration::from_secs(600)).await;
-                let (rss, cpu) = server.usage();
-                let mut v = json!({"scenario": "many-webhooks", "webhooks": per * opts.workspaces, "workspaces": opts.workspaces,
-                    "events_accepted": l.accepted, "publish_p50_ms": p50, "publish_p99_ms": p99,
-                    "delivered_equals_accepted": all, "peak_rss_mb": rss.round(), "cpu_seconds": cpu,
-                    "load_cpu_seconds": round2(cpu - setup_cpu), "rate": opts.rate,
-                    "rate_publish_p50_ms": at_rate.0, "rate_publish_p99_ms": at_rate.1});
-                if let (Some(w), Some(w0)) = (server.writer_cpu(), setup_writer_cpu) {
-                    v["writer_cpu_seconds"] = json!(round2(w - w0));
-                }
-                if let Some(n) = server.failed_attempts().await {
-                    v["failed_attempts"] = json!(n);
-                }
-                // The target compares with the 1-webhook case: printed when `fanout1` ran before.
+                let mut v = many::run(&opts, &rx_url, &rx).await?;
+                // The sequential comparisons of earlier rounds, kept for continuity: with
+                // `fanout1` (saturated) and `latency` (steady rate) when they ran before.
                 if let Some((one50, one99)) = one_webhook {
-                    v["p50_vs_fanout1"] = json!(ratio(p50, one50));
-                    v["p99_vs_fanout1"] = json!(ratio(p99, one99));
+                    v["p50_vs_fanout1"] = json!(ratio(num(&v, "publish_p50_ms"), one50));
+                    v["p99_vs_fanout1"] = json!(ratio(num(&v, "publish_p99_ms"), one99));
                 }
-                // And at the steady rate, with `latency`'s publishes (one webhook).
                 if let Some((one50, one99)) = one_webhook_at_rate {
-                    v["rate_p50_vs_latency"] = json!(ratio(at_rate.0, one50));
-                    v["rate_p99_vs_latency"] = json!(ratio(at_rate.1, one99));
+                    v["rate_p50_vs_latency"] = json!(ratio(num(&v, "rate_publish_p50_ms"), one50));
+                    v["rate_p99_vs_latency"] = json!(ratio(num(&v, "rate_publish_p99_ms"), one99));
                 }
                 v
             }
@@ -684,9 +639,9 @@ mod tests {
     /// the receiver reads.
     #[test]
     fn load_bodies_are_the_described_events() {
-        let body = super::event_bodies(3)(4);
+        let body = super::event_bodies(0..3)(4);
         let mut sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let mut described = super::event_body(4, 3);
+        let mut described = super::event_body(4, 0..3);
         assert!(super::publish_time(&body).is_some_and(|t| t > 0));
         sent["data"]["t"] = 0.into();
         described["data"]["t"] = 0.into();
