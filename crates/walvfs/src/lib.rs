@@ -25,6 +25,7 @@
 //! default VFS, they share the same files and locks.
 
 mod file;
+pub mod pcache;
 
 use std::ffi::{CStr, c_char, c_int};
 use std::ptr;
