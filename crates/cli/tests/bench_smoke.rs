@@ -60,6 +60,45 @@ fn the_bench_smoke_run_prints_every_scenario() {
     for field in ["rate_p50_vs_latency", "rate_p99_vs_latency"] {
         assert!(lines[5][field].as_f64().unwrap() > 0.0, "{}", lines[5]);
     }
+    // The side-by-side comparison with one webhook: both sides published in their slices, and
+    // the ratios are of those figures.
+    let m = &lines[5];
+    assert!(m["slices"].as_u64().unwrap() >= 1, "{m}");
+    for side in ["events_accepted", "one_webhook_events_accepted"] {
+        assert!(m[side].as_u64().unwrap() > 0, "{m}");
+    }
+    for (ratio, many, one) in [
+        (
+            "p50_vs_one_webhook",
+            "publish_p50_ms",
+            "one_webhook_publish_p50_ms",
+        ),
+        (
+            "p99_vs_one_webhook",
+            "publish_p99_ms",
+            "one_webhook_publish_p99_ms",
+        ),
+        (
+            "rate_p50_vs_one_webhook",
+            "rate_publish_p50_ms",
+            "one_webhook_rate_publish_p50_ms",
+        ),
+        (
+            "rate_p99_vs_one_webhook",
+            "rate_publish_p99_ms",
+            "one_webhook_rate_publish_p99_ms",
+        ),
+    ] {
+        let expected = m[many].as_f64().unwrap() / m[one].as_f64().unwrap();
+        assert!(
+            (m[ratio].as_f64().unwrap() - expected).abs() < 0.001,
+            "{ratio}: {m}"
+        );
+    }
+    assert!(
+        m["cpu_per_event_vs_one_webhook"].as_f64().unwrap() > 0.0,
+        "{m}"
+    );
     // The CPU of the load alone (the setup's 10,000 webhooks excluded), and the writer's share.
     let load_cpu = lines[5]["load_cpu_seconds"].as_f64().unwrap();
     let writer_cpu = lines[5]["writer_cpu_seconds"].as_f64().unwrap();
