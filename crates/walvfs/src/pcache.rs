@@ -7,7 +7,7 @@
 //! transaction believes pages up to 262,145 may be cached and walks its whole hash table (every
 //! cached page) instead of the few slots past the end of the database. Inserts into random
 //! leaves (deliveries to thousands of webhooks) split often, and the walk showed as 2–4% of the
-//! writer thread's CPU (docs/benchmarks.md, items 37 and 54).
+//! writer thread's CPU (docs/benchmarks.md, items 37 and 55).
 //!
 //! This module installs, once per process and before SQLite is first used, a cache that forwards
 //! every call to the default one and passes that temporary page number on as key 0, a number
@@ -28,15 +28,15 @@ use rusqlite::ffi;
 const PENDING_BYTE: c_uint = 0x4000_0000;
 
 /// The default cache's methods, as SQLite had them before [`install`].
-struct Default(ffi::sqlite3_pcache_methods2);
+struct DefaultCache(ffi::sqlite3_pcache_methods2);
 
 // SAFETY: the methods are plain function pointers; `pArg` is the default cache's own argument,
 // which SQLite only passes to `xInit` and `xShutdown` under its initialisation mutex.
-unsafe impl Send for Default {}
+unsafe impl Send for DefaultCache {}
 // SAFETY: as for `Send`; nothing here is written after `install`.
-unsafe impl Sync for Default {}
+unsafe impl Sync for DefaultCache {}
 
-static DEFAULT: OnceLock<Default> = OnceLock::new();
+static DEFAULT: OnceLock<DefaultCache> = OnceLock::new();
 
 fn default() -> &'static ffi::sqlite3_pcache_methods2 {
     // Our methods are only registered after DEFAULT was set.
@@ -50,7 +50,7 @@ fn default() -> &'static ffi::sqlite3_pcache_methods2 {
 static RENAMED: AtomicU64 = AtomicU64::new(0);
 
 /// How many times, in this process, a page was renamed to or from the temporary page number
-/// through the installed cache (three renames per swap of two sibling pages).
+/// through the installed cache (two per swap of two sibling pages: to it, and back).
 pub fn renamed() -> u64 {
     RENAMED.load(Ordering::Relaxed)
 }
@@ -200,7 +200,7 @@ unsafe fn register() -> bool {
     }
     // SAFETY: written by the successful call above.
     let methods = unsafe { methods.assume_init() };
-    if methods.xCreate.is_none() || DEFAULT.set(Default(methods)).is_err() {
+    if methods.xCreate.is_none() || DEFAULT.set(DefaultCache(methods)).is_err() {
         return false;
     }
     let ours = ffi::sqlite3_pcache_methods2 {
