@@ -193,6 +193,19 @@ mod tests {
             .unwrap()
     }
 
+    /// Marks the deliveries matching `filter` succeeded long ago (due for retention), through a
+    /// connection of the test's own that waits for the writer thread like any other.
+    fn succeeded_long_ago(dir: &Path, filter: &str) {
+        let conn = Connection::open(dir.join("tidings.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        conn.execute(
+            &format!("UPDATE deliveries SET state = 'succeeded', updated_at = 1 WHERE {filter}"),
+            [],
+        )
+        .unwrap();
+    }
+
     async fn listed(store: &Store, webhook: &str) -> Vec<String> {
         let page = store.delivery_list(webhook, None, None, 100).await.unwrap();
         page.items.into_iter().map(|d| d.event_id).collect()
@@ -300,14 +313,7 @@ mod tests {
             let batch = (0..50).map(|i| request(&format!("evt_old_{b}_{i}")));
             store.publish(batch.collect()).await.unwrap();
         }
-        let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .unwrap();
-        conn.execute(
-            "UPDATE deliveries SET state = 'succeeded', updated_at = 1",
-            [],
-        )
-        .unwrap();
+        succeeded_long_ago(dir.path(), "true");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let publisher = {
             let (store, stop) = (store.clone(), stop.clone());
@@ -336,14 +342,7 @@ mod tests {
         let store = store_with_webhooks(dir.path(), 2).await;
         store.publish(vec![request("evt_old")]).await.unwrap();
         store.publish(vec![request("evt_kept")]).await.unwrap();
-        let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .unwrap();
-        conn.execute(
-            "UPDATE deliveries SET state = 'succeeded', updated_at = 1 WHERE event_id = 'evt_old'",
-            [],
-        )
-        .unwrap();
+        succeeded_long_ago(dir.path(), "event_id = 'evt_old'");
         let report = store.prune(2, 0, 100).await.unwrap();
         assert_eq!(report.deliveries, 2);
         assert_eq!(
