@@ -281,7 +281,8 @@ pub mod sqlite {
 
     type Db = sqlx::Sqlite;
     type DbRow = sqlx::sqlite::SqliteRow;
-    /// `webhook_deliveries` is a table of its own (`webhook_index`), which retention prunes too.
+    /// `webhook_deliveries` is a view over a table of its own and the deliveries not merged into
+    /// it yet (`webhook_index`); retention prunes that table too.
     const WEBHOOK_INDEX_TABLE: bool = true;
     /// Begins a transaction that reads and then writes. `IMMEDIATE` takes the write lock first
     /// (waiting for the writer thread like any writer): a deferred one that read before the

@@ -564,11 +564,40 @@ impl SqlStore {
 
     pub(crate) async fn delivery_list(&self, webhook_id: &str, state: Option<&str>, cursor: Option<&str>, limit: i64) -> Result<Page<DeliveryRecord>> {
         // Newest first: message ids are time-ordered. `webhook_deliveries` is the per-webhook
-        // index (a table beside the embedded database, a view on PostgreSQL).
+        // index (a view over `deliveries` on PostgreSQL). The embedded one is merged in the
+        // background (`webhook_index`): its newest page is the merged entries' plus the tail's
+        // (deliveries past the watermark), each arm limited on its own so that the index's
+        // range is read newest first and no further than the page.
+        let matching = |from: &str, id: &str, rest: &str| {
+            format!("{from} WHERE {rest} AND ($2 = '' OR d.state = $2) AND ($3 = '' OR {id} < $3)")
+        };
+        let ids = if WEBHOOK_INDEX_TABLE {
+            format!(
+                "SELECT delivery_id FROM ({} ORDER BY w.delivery_id DESC LIMIT $4) \
+                 UNION ALL SELECT id FROM ({})",
+                matching(
+                    "SELECT w.delivery_id FROM wix.webhook_deliveries w JOIN deliveries d ON d.id = w.delivery_id",
+                    "w.delivery_id",
+                    "w.hook_id = $1"
+                ),
+                matching(
+                    "SELECT d.id FROM deliveries d",
+                    "d.id",
+                    "d.rowid > (SELECT upto FROM wix.merged) AND d.webhook_id = $1"
+                ),
+            )
+        } else {
+            format!(
+                "{} ORDER BY w.delivery_id DESC LIMIT $4",
+                matching(
+                    "SELECT w.delivery_id FROM webhook_deliveries w JOIN deliveries d ON d.id = w.delivery_id",
+                    "w.delivery_id",
+                    "w.hook_id = $1"
+                )
+            )
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLS} FROM deliveries WHERE id IN (SELECT w.delivery_id FROM webhook_deliveries w \
-             JOIN deliveries d ON d.id = w.delivery_id WHERE w.hook_id = $1 AND ($2 = '' OR d.state = $2) \
-             AND ($3 = '' OR w.delivery_id < $3) ORDER BY w.delivery_id DESC LIMIT $4) ORDER BY id DESC"
+            "SELECT {DELIVERY_COLS} FROM deliveries WHERE id IN ({ids}) ORDER BY id DESC LIMIT $4"
         )))
         .bind(webhook_id)
         .bind(state.unwrap_or(""))
@@ -666,7 +695,7 @@ impl SqlStore {
                 if WEBHOOK_INDEX_TABLE {
                     // Found through the deliveries about to go, so before them.
                     in_ids(
-                        "DELETE FROM webhook_deliveries WHERE (hook_id, delivery_id) IN \
+                        "DELETE FROM wix.webhook_deliveries WHERE (hook_id, delivery_id) IN \
                          (SELECT webhook_id, id FROM deliveries WHERE id IN (",
                         &ids,
                         "))",
@@ -683,6 +712,10 @@ impl SqlStore {
                         .await?
                         .rows_affected();
                     if table == "attempts" { report.attempts += n } else { report.deliveries += n }
+                }
+                if WEBHOOK_INDEX_TABLE {
+                    // The newest deliveries' rowids are given out again (`webhook_index`).
+                    sqlx::query(crate::webhook_index::LOWER_WATERMARK).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

@@ -194,7 +194,8 @@ impl From<rusqlite::Error> for StoreError {
 impl Writer {
     /// Opens the connection (the database file must exist, WAL mode already set) and starts the
     /// thread.
-    /// `index` is the per-webhook delivery index's file (`webhook_index`), attached as `wix`.
+    /// `index` is the per-webhook delivery index's file (`webhook_index`), which the checkpoint
+    /// thread merges into; the writer itself never touches it.
     pub(crate) fn start(
         path: &Path,
         index: &Path,
@@ -205,10 +206,7 @@ impl Writer {
         let vfs = tidings_walvfs::register().map_err(|e| StoreError::Embedded(e.to_string()))?;
         let conn = Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)?;
         conn.busy_timeout(busy_timeout)?;
-        // `synchronous` here and in the switch around each transaction is the database's
-        // (`main`): the attached index is never flushed.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(&crate::webhook_index::attach_writing_sql(index)?)?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "memory")?;
         conn.set_prepared_statement_cache_capacity(128);
@@ -542,9 +540,6 @@ mod tests {
         store.publish(vec![request("evt_taken")]).await.unwrap();
         let mut conn = Connection::open(dir.path().join("tidings.db")).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(5))
-            .unwrap();
-        let index = dir.path().join(crate::webhook_index::FILE);
-        conn.execute_batch(&crate::webhook_index::attach_writing_sql(&index).unwrap())
             .unwrap();
         let mut answers = Vec::new();
         let work = ["evt_before", "evt_taken", "evt_after"]

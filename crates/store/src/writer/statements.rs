@@ -83,11 +83,6 @@ static HOT: std::sync::LazyLock<Hot> = std::sync::LazyLock::new(|| Hot {
     health_failing: positional(queue::HEALTH_FAILING),
 });
 
-/// A new delivery's entry in the per-webhook index, which lives beside the database
-/// (`webhook_index`; PostgreSQL indexes `deliveries` itself).
-const INDEX_DELIVERY: &str =
-    "INSERT INTO wix.webhook_deliveries (hook_id, delivery_id) VALUES (?1, ?2)";
-
 /// Binds `args` to the statement's parameters: `?N` takes `args[N - 1]` (see [`positional`]),
 /// and so does `$N` (SQLite numbers named parameters by first appearance, so the names decide).
 fn bind(st: &mut Statement<'_>, args: &[&dyn ToSql]) -> Result<()> {
@@ -267,7 +262,6 @@ pub(super) fn publish(
     }
     drop(insert_event);
     let mut insert_delivery = conn.prepare_cached(&HOT.insert_delivery)?;
-    let mut index_delivery = conn.prepare_cached(INDEX_DELIVERY)?;
     for (i, (id, e, webhook_id)) in plan.deliveries.iter().enumerate() {
         let (owner, due) = res.lease(i, e.created_at);
         run(
@@ -285,10 +279,8 @@ pub(super) fn publish(
                 &owner,
             ],
         )?;
-        run(&mut index_delivery, &[webhook_id, id])?;
     }
     drop(insert_delivery);
-    drop(index_delivery);
     let published = Published {
         queued: res.queued(),
         outcomes: plan.out,
