@@ -250,9 +250,9 @@ pub(crate) fn merge(conn: &Connection) -> Result<usize> {
     Ok(n)
 }
 
-/// After every connection closed: merges the tail, copies the index's log into its file, flushes it and leaves
-/// the marker that lets the next start reuse it. On any failure there is no marker, and the next
-/// start rebuilds.
+/// After every connection closed: merges the tail, copies the index's log into its file,
+/// flushes it and leaves the marker that lets the next start reuse it. On any failure there is no
+/// marker, and the next start rebuilds.
 pub(crate) fn finish(dir: &Path, database: &Path) {
     let done = (|| -> Result<()> {
         let newest = newest_delivery(database)?;
