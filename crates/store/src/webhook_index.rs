@@ -206,13 +206,14 @@ pub(crate) fn attach_writing_sql(path: &Path) -> Result<String> {
 }
 
 /// For the connection that [`merge`]s: `ATTACH` (never flushed), and a page cache for the index
-/// that holds many of a batch's leaves (with 10,000 busy webhooks a batch writes ~7,000). Its
-/// size trades memory for CPU: with 10,000 webhooks over 30 s, 4 / 16 / 32 MB measured a peak
-/// RSS of 92 / 116 / 136–141 MB and CPU per event ×1.08 / ×1.06 / ×1.05 of one webhook's
-/// (docs/benchmarks.md, item 56).
+/// that holds a batch's leaves (with 10,000 busy webhooks a batch writes ~7,000). Its size
+/// trades memory for CPU: with 10,000 webhooks, 32 MB measured a peak RSS of 136–141 MB over
+/// 30 s and CPU per event ×1.01–1.11 of one webhook's over twelve runs; 16 MB 116 MB and
+/// ×0.99–1.18 over four (docs/benchmarks.md, item 56). It fills only as far as batches reach:
+/// with few webhooks it stays small.
 pub(crate) fn attach_merging_sql(path: &Path) -> Result<String> {
     Ok(format!(
-        "{}; PRAGMA {SCHEMA}.synchronous = OFF; PRAGMA {SCHEMA}.cache_size = -16000",
+        "{}; PRAGMA {SCHEMA}.synchronous = OFF; PRAGMA {SCHEMA}.cache_size = -32000",
         attach_only(path)?
     ))
 }
