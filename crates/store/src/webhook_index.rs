@@ -71,7 +71,8 @@ pub(crate) const LOWER_WATERMARK: &str = "UPDATE wix.merged \
 
 /// Merge at least this many deliveries at once, the more entries per leaf the better: with
 /// deliveries spread over 10,000 webhooks, a batch of 64 Ki puts ~6 into each leaf it writes.
-/// The tail it leaves is what a listing scans besides the index (a few milliseconds).
+/// The tail it leaves is what a listing scans besides the index (~10 ms for 64 Ki rows on the
+/// bench VM, 0.3 ms for 5,000).
 pub(crate) const MERGE_ROWS: i64 = 65_536;
 /// …and merge whatever there is at least this often, so that a quiet store's tail stays short.
 pub(crate) const MERGE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
