@@ -394,6 +394,33 @@ mod tests {
         drop(store);
     }
 
+    /// A file of an older layout (the release before the watermark) is rebuilt, even after a
+    /// clean shutdown.
+    #[tokio::test]
+    async fn an_index_of_an_older_layout_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_webhooks(dir.path(), 1).await;
+        store.publish(vec![request("evt_0")]).await.unwrap();
+        store.close().await;
+        drop(store);
+        let conn = Connection::open(dir.path().join(FILE)).unwrap();
+        conn.execute(
+            "INSERT INTO webhook_deliveries VALUES ('stray', 'msg_stray')",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let store = migrated(dir.path()).await;
+        assert_eq!(
+            index_rows(dir.path()),
+            1,
+            "rebuilt: the stray entry is gone"
+        );
+        assert_eq!(listed(&store, &webhook(0).id).await, ["evt_0"]);
+        store.close().await;
+    }
+
     /// A database replaced while the server was stopped (here: one delivery more than the index
     /// was closed with) does not reuse the index of the other.
     #[tokio::test]
