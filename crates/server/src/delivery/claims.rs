@@ -1,18 +1,23 @@
-//! The worker's claims and its local queues: deliveries claimed for a webhook at its in-flight
-//! limit wait here (bounded) and start as its requests finish.
+//! The worker's claims and its local queues: deliveries claimed or handed off for a webhook at
+//! its in-flight limit wait here (bounded by [`Capacity::queue_cap`], counted in
+//! [`Capacity::queued`]) and start as its requests finish.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tidings_store::Job;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 
-use super::slots::Slots;
+use super::handoff::Capacity;
 use super::{Worker, millis};
 
-/// Deliveries waiting locally, per webhook.
-pub(super) type Waiting = HashMap<String, VecDeque<Job>>;
+/// Deliveries waiting locally, per webhook, and the webhooks whose next one could not start for
+/// want of a permit (any finished request may free one).
+#[derive(Default)]
+pub(super) struct Waiting {
+    pub jobs: HashMap<String, VecDeque<Job>>,
+    pub stalled: HashSet<String>,
+}
 
 /// What a claim round found.
 pub(super) struct Round {
@@ -29,27 +34,57 @@ pub(super) struct Round {
 pub(super) fn start_waiting(
     waiting: &mut Waiting,
     webhook: &str,
-    slots: &Slots,
-    permits: &Arc<Semaphore>,
+    room: &Capacity,
     tasks: &mut JoinSet<String>,
     spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
-    rounds: usize,
 ) -> bool {
-    let Some(queue) = waiting.get_mut(webhook) else {
+    let Some(queue) = waiting.jobs.get_mut(webhook) else {
         return true;
     };
-    while !queue.is_empty() && slots.try_take(webhook) {
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            slots.give_back(webhook);
+    let mut stalled = false;
+    while !queue.is_empty() && room.slots.try_take(webhook) {
+        let Ok(permit) = room.permits.clone().try_acquire_owned() else {
+            room.slots.give_back(webhook);
+            stalled = true;
             break;
         };
         if let Some(job) = queue.pop_front() {
+            room.queued.remove(webhook);
             spawn(tasks, job, permit);
         }
     }
-    let low = queue.len() * 2 < slots.limit(webhook) * rounds;
+    let low = queue.len() * 2 < room.queue_cap(webhook);
     if queue.is_empty() {
-        waiting.remove(webhook);
+        waiting.jobs.remove(webhook);
+        waiting.stalled.remove(webhook);
+    } else if stalled {
+        waiting.stalled.insert(webhook.to_string());
+    } else {
+        // At its limit again: its own requests start the rest.
+        waiting.stalled.remove(webhook);
+    }
+    low
+}
+
+/// After a request finished: starts what waits for `webhook`, then, while permits are free,
+/// what waits for webhooks that stalled for want of one. Returns whether `webhook`'s queue ran
+/// low.
+pub(super) fn finished(
+    waiting: &mut Waiting,
+    webhook: &str,
+    room: &Capacity,
+    tasks: &mut JoinSet<String>,
+    spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
+) -> bool {
+    let low = start_waiting(waiting, webhook, room, tasks, spawn);
+    if !waiting.stalled.is_empty() && room.permits.available_permits() > 0 {
+        let stalled: Vec<String> = waiting.stalled.iter().cloned().collect();
+        for w in stalled {
+            if room.permits.available_permits() == 0 {
+                break;
+            }
+            start_waiting(waiting, &w, room, tasks, spawn);
+        }
     }
     low
 }
@@ -57,22 +92,20 @@ pub(super) fn start_waiting(
 impl Worker {
     /// One claim of up to `asked` due deliveries: each starts if its webhook has a free slot,
     /// waits locally if its webhook's queue has room, and goes back to the store otherwise.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn claim_round(
         &self,
         asked: usize,
         waiting: &mut Waiting,
-        slots: &Slots,
-        permits: &Arc<Semaphore>,
+        room: &Capacity,
         tasks: &mut JoinSet<String>,
         spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
-        rounds: usize,
     ) -> Result<Round, ()> {
         let now = self.clock.now_ms();
-        let excluded: Vec<String> = slots
+        let excluded: Vec<String> = room
+            .slots
             .saturated()
             .into_iter()
-            .filter(|(w, limit)| waiting.get(w).is_some_and(|q| q.len() >= limit * rounds))
+            .filter(|(w, limit)| room.queued.len(w) >= limit * room.rounds)
             .map(|(w, _)| w)
             .collect();
         let claimed = self
@@ -92,21 +125,17 @@ impl Worker {
         let mut overflow = Vec::new();
         for job in jobs {
             let webhook = job.webhook.id.clone();
-            if slots.try_take(&webhook) {
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    slots.give_back(&webhook);
+            if room.slots.try_take(&webhook) {
+                let Ok(permit) = room.permits.clone().try_acquire_owned() else {
+                    room.slots.give_back(&webhook);
                     overflow.push(job.delivery_id);
                     continue;
                 };
                 spawn(tasks, job, permit);
+            } else if room.queued.try_add(&webhook, room.queue_cap(&webhook)) {
+                waiting.jobs.entry(webhook).or_default().push_back(job);
             } else {
-                let cap = slots.limit(&webhook) * rounds;
-                let queue = waiting.entry(webhook).or_default();
-                if queue.len() < cap {
-                    queue.push_back(job);
-                } else {
-                    overflow.push(job.delivery_id);
-                }
+                overflow.push(job.delivery_id);
             }
         }
         if !overflow.is_empty()
@@ -120,5 +149,102 @@ impl Worker {
             excluded: !excluded.is_empty(),
             overflow: !overflow.is_empty(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use tidings_core::event::Event;
+    use tidings_core::webhook::Webhook;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::delivery::handoff::Queued;
+    use crate::delivery::slots::Slots;
+
+    fn job(webhook: &str, id: &str) -> Job {
+        let spec = serde_json::from_value(json!({
+            "name": "", "description": "", "applyToAllDescendants": false,
+            "url": "http://127.0.0.1:9/", "secret": "whsec_test", "headers": {},
+            "triggers": ["t"], "status": "enabled"
+        }))
+        .expect("a spec");
+        Job {
+            delivery_id: id.to_string(),
+            attempts: 0,
+            event: Arc::new(Event {
+                id: "evt".into(),
+                kind: "t".into(),
+                workspace_id: "ws".into(),
+                data: "{}".into(),
+                branch_id: None,
+                business_unit_id: None,
+                subject_id: None,
+                sender: None,
+                origin_client_id: None,
+                idempotency_key: None,
+                occurred_at: 0,
+                created_at: 0,
+            }),
+            webhook: Arc::new(Webhook {
+                id: webhook.to_string(),
+                workspace_id: "ws".into(),
+                spec,
+                updated: 0,
+                disabled_reason: None,
+                previous_secret: None,
+                owner_client_id: None,
+                created_at: 0,
+            }),
+            status_path: None,
+            company_fields: None,
+        }
+    }
+
+    /// A delivery that could not start for want of a permit, while nothing of its webhook is in
+    /// flight to start it later, starts when another webhook's request frees a permit.
+    #[test]
+    fn a_queue_stalled_for_want_of_a_permit_starts_when_any_request_finishes() {
+        let room = Capacity {
+            permits: Arc::new(Semaphore::new(1)),
+            slots: Slots::new(Arc::default(), 2, 2),
+            queued: Queued::default(),
+            rounds: 3,
+        };
+        let started = RefCell::new(Vec::new());
+        let spawn = |_: &mut JoinSet<String>, job: Job, permit: OwnedSemaphorePermit| {
+            started.borrow_mut().push((job.delivery_id, permit));
+        };
+        let mut tasks = JoinSet::new();
+        let mut waiting = Waiting::default();
+        // Webhook "b" holds the only permit; "a" has one delivery waiting and none in flight.
+        let b_permit = room.permits.clone().try_acquire_owned().unwrap();
+        assert!(room.slots.try_take("b"));
+        assert!(room.queued.try_add("a", room.queue_cap("a")));
+        waiting
+            .jobs
+            .entry("a".into())
+            .or_default()
+            .push_back(job("a", "dlv_a"));
+        start_waiting(&mut waiting, "a", &room, &mut tasks, &spawn);
+        assert!(started.borrow().is_empty());
+        assert!(waiting.stalled.contains("a"));
+
+        // "b"'s request finishes: its permit and slot come back, and "a" starts.
+        drop(b_permit);
+        room.slots.give_back("b");
+        finished(&mut waiting, "b", &room, &mut tasks, &spawn);
+        let ids: Vec<String> = started.borrow().iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(ids, ["dlv_a"]);
+        assert!(waiting.stalled.is_empty() && waiting.jobs.is_empty());
+        assert_eq!(
+            room.queued.len("a"),
+            0,
+            "a started delivery no longer counts as queued"
+        );
     }
 }

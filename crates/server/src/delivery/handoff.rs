@@ -1,10 +1,20 @@
-//! The worker's side of the publish hand-off (see `tidings_store::handoff`): while the worker
-//! has a free request slot for a webhook and a free permit, a new delivery of that webhook is
+//! The worker's side of the publish hand-off (see `tidings_store::handoff`): a new delivery is
 //! leased to this node in the publish's own transaction and comes here as a ready job, instead
-//! of waiting for the next claim. Room is reserved before the commit (a [`Reserved`] ticket
-//! holds the permit and the webhook's slot) and given back if the ticket is dropped unused.
+//! of waiting for the next claim, while the worker has room for it:
+//!
+//! - a free request slot of its webhook and a free permit: it starts at once;
+//! - otherwise, while its webhook is at its slot limit but the webhook's local queue is not full
+//!   (the same bound claimed deliveries wait under): it waits there and starts as one of that
+//!   webhook's requests finishes.
+//!
+//! Room is reserved before the commit (a [`Reserved`] ticket holds the permit and the webhook's
+//! slot, or a place in its queue) and given back if the ticket is dropped unused. Without the
+//! second kind, a burst of publishes beyond the webhooks' slots went back to the store and cost a
+//! claim each (an `UPDATE` and the event read again) — under `fanout10` most deliveries once the
+//! senders fell behind (docs/benchmarks.md, sixteenth round).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tidings_store::{Handoff, Job, Ticket};
@@ -13,15 +23,72 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use super::slots::Slots;
 use crate::config::DeliveryConfig;
 
-/// The worker's room: permits bound its requests in flight, slots each webhook's share.
+/// At most this many multiples of a webhook's in-flight limit wait locally (fewer when the lease
+/// is short compared with the request timeout).
+const MAX_QUEUED_ROUNDS: usize = 3;
+
+/// How many deliveries each webhook has waiting in the worker's local queue, or on their way
+/// there (reserved by a publish not yet handed over). Shared by the worker and the publisher.
+#[derive(Clone, Debug, Default)]
+pub struct Queued(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Queued {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one more for `webhook` unless it has `cap` already.
+    pub fn try_add(&self, webhook: &str, cap: usize) -> bool {
+        let mut counts = self.counts();
+        match counts.get_mut(webhook) {
+            Some(n) if *n >= cap => false,
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None if cap == 0 => false,
+            None => {
+                counts.insert(webhook.to_string(), 1);
+                true
+            }
+        }
+    }
+
+    /// Counts one less for `webhook` (one started, or its reservation went unused).
+    pub fn remove(&self, webhook: &str) {
+        let mut counts = self.counts();
+        if let Some(n) = counts.get_mut(webhook) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(webhook);
+            }
+        }
+    }
+
+    /// How many `webhook` has waiting or on their way.
+    pub fn len(&self, webhook: &str) -> usize {
+        self.counts().get(webhook).copied().unwrap_or(0)
+    }
+}
+
+/// The worker's room: permits bound its requests in flight, slots each webhook's share, and
+/// `rounds` times a webhook's share may wait locally.
 #[derive(Clone, Debug)]
 pub struct Capacity {
     pub permits: Arc<Semaphore>,
     pub slots: Slots,
+    pub queued: Queued,
+    /// A webhook's local queue holds this many times its current slot limit.
+    pub rounds: usize,
 }
 
 impl Capacity {
     pub fn new(config: &DeliveryConfig, metrics: &crate::metrics::Metrics) -> Self {
+        // A waiting delivery starts within (queue / limit) request timeouts; keep that inside
+        // the lease so no other node takes it over meanwhile.
+        let rounds = (config.lease.as_millis() / config.timeout.as_millis().max(1))
+            .saturating_sub(1)
+            .max(1);
         Self {
             permits: Arc::new(Semaphore::new(config.concurrency)),
             slots: Slots::new(
@@ -29,31 +96,58 @@ impl Capacity {
                 config.per_webhook_concurrency,
                 config.per_webhook_concurrency_max,
             ),
+            queued: Queued::default(),
+            rounds: usize::try_from(rounds).unwrap_or(1).min(MAX_QUEUED_ROUNDS),
         }
+    }
+
+    /// How many deliveries `webhook` may have waiting locally now.
+    pub fn queue_cap(&self, webhook: &str) -> usize {
+        self.slots.limit(webhook) * self.rounds
     }
 }
 
-/// Room for one request of a webhook: a permit and the webhook's slot. Dropped unused, it gives
-/// both back.
+/// Room for one delivery of a webhook: a permit and the webhook's slot, or a place in its local
+/// queue. Dropped unused, it gives them back.
 #[derive(Debug)]
 pub struct Reserved {
-    permit: Option<OwnedSemaphorePermit>,
-    slot: Option<(Slots, String)>,
+    room: Option<Room>,
+    webhook: String,
+}
+
+/// What a [`Reserved`] ticket holds.
+#[derive(Debug)]
+enum Room {
+    Start(OwnedSemaphorePermit, Slots),
+    Wait(Queued),
+}
+
+/// What a handed-off delivery does with its room.
+#[derive(Debug)]
+pub enum Use {
+    /// Starts now with this permit; the slot stays taken until the request finishes.
+    Start(OwnedSemaphorePermit),
+    /// Waits in its webhook's local queue; its place there is counted until it starts.
+    Wait,
 }
 
 impl Reserved {
-    /// The permit, for the request this room was reserved for; the slot stays taken (the request
-    /// returns it when it finishes).
-    pub fn start(mut self) -> Option<OwnedSemaphorePermit> {
-        self.slot = None;
-        self.permit.take()
+    /// Uses the room this delivery was given: the permit and slot, or the queue place, now
+    /// belong to the delivery.
+    pub fn take(mut self) -> Use {
+        match self.room.take() {
+            Some(Room::Start(permit, _)) => Use::Start(permit),
+            Some(Room::Wait(_)) | None => Use::Wait,
+        }
     }
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        if let Some((slots, webhook)) = self.slot.take() {
-            slots.give_back(&webhook);
+        match self.room.take() {
+            Some(Room::Start(_permit, slots)) => slots.give_back(&self.webhook),
+            Some(Room::Wait(queued)) => queued.remove(&self.webhook),
+            None => {}
         }
     }
 }
@@ -99,14 +193,28 @@ impl Handoff for ToWorker {
     }
 
     fn reserve(&self, webhook_id: &str) -> Option<Ticket> {
-        // The permit first: without one the slot would be taken for nothing.
-        let permit = self.capacity.permits.clone().try_acquire_owned().ok()?;
-        if !self.capacity.slots.try_take(webhook_id) {
+        let Capacity {
+            permits,
+            slots,
+            queued,
+            ..
+        } = &self.capacity;
+        let room = if slots.try_take(webhook_id) {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // Every permit is taken: it waits for a claim.
+                slots.give_back(webhook_id);
+                return None;
+            };
+            Room::Start(permit, slots.clone())
+        } else if queued.try_add(webhook_id, self.capacity.queue_cap(webhook_id)) {
+            // At its limit: one of its requests in flight starts it when it finishes.
+            Room::Wait(queued.clone())
+        } else {
             return None;
-        }
+        };
         Some(Box::new(Reserved {
-            permit: Some(permit),
-            slot: Some((self.capacity.slots.clone(), webhook_id.to_string())),
+            room: Some(room),
+            webhook: webhook_id.to_string(),
         }))
     }
 
@@ -114,5 +222,71 @@ impl Handoff for ToWorker {
         // A worker that stopped drops them: the room is given back and the leases expire, so
         // the deliveries are sent later (by this node's next start or another node).
         let _ = self.tx.send(jobs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A publisher's side over a worker with `permits` permits, a fixed limit of `limit` requests
+    /// per webhook, and queues of `rounds` times that.
+    fn to_worker(permits: usize, limit: usize, rounds: usize) -> (Arc<ToWorker>, Capacity) {
+        let capacity = Capacity {
+            permits: Arc::new(Semaphore::new(permits)),
+            slots: Slots::new(Arc::default(), limit, limit),
+            queued: Queued::default(),
+            rounds,
+        };
+        let (to, _intake) = channel("node", Duration::from_secs(60), capacity.clone());
+        (to, capacity)
+    }
+
+    fn used(ticket: Ticket) -> Use {
+        ticket.downcast::<Reserved>().expect("our ticket").take()
+    }
+
+    #[test]
+    fn a_webhook_at_its_limit_gets_queue_places_up_to_its_cap() {
+        let (to, room) = to_worker(100, 2, 3);
+        let start: Vec<Ticket> = (0..2).map(|_| to.reserve("w").expect("a slot")).collect();
+        let wait: Vec<Ticket> = (0..6).map(|_| to.reserve("w").expect("a place")).collect();
+        assert!(
+            to.reserve("w").is_none(),
+            "slots and queue full: left to a claim"
+        );
+        assert_eq!(room.queued.len("w"), 6);
+        assert_eq!(
+            room.permits.available_permits(),
+            98,
+            "waiting holds no permit"
+        );
+        assert!(
+            to.reserve("other").is_some(),
+            "another webhook has its own room"
+        );
+
+        let mut start = start.into_iter();
+        assert!(matches!(used(start.next().unwrap()), Use::Start(_)));
+        let mut wait = wait.into_iter();
+        assert!(matches!(used(wait.next().unwrap()), Use::Wait));
+        assert_eq!(
+            room.queued.len("w"),
+            6,
+            "a used place counts until it starts"
+        );
+        drop(wait.next());
+        assert_eq!(room.queued.len("w"), 5, "an unused place is given back");
+        drop(start.next());
+        assert!(room.slots.try_take("w"), "an unused slot is given back");
+    }
+
+    #[test]
+    fn without_a_permit_nothing_is_reserved_and_the_slot_stays_free() {
+        let (to, room) = to_worker(1, 2, 3);
+        let _first = to.reserve("w").expect("the one permit");
+        assert!(to.reserve("v").is_none());
+        assert_eq!(room.queued.len("v"), 0);
+        assert!(room.slots.try_take("v") && room.slots.try_take("v"));
     }
 }

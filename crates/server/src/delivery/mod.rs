@@ -20,7 +20,6 @@ pub mod recorded;
 pub mod sender;
 pub mod slots;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
-use claims::{Waiting, start_waiting};
+use claims::{Waiting, finished};
 use sender::{AttemptResult, Notification, Outcome, Sender};
 
 /// Everything the worker needs; cheap to clone into tasks.
@@ -62,10 +61,6 @@ pub struct Worker {
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
-
-/// At most this many multiples of a webhook's in-flight limit wait locally (fewer when the lease
-/// is short compared with the request timeout).
-const MAX_QUEUED_ROUNDS: usize = 3;
 
 /// The retry decision: the next state after an attempt (`unit` is a uniform sample in [0, 1)
 /// for the jitter) and whether to disable the webhook.
@@ -247,30 +242,25 @@ impl Worker {
     /// flight and records them.
     ///
     /// Claimed deliveries of a webhook at its in-flight limit wait in a small local queue (at
-    /// most [`MAX_QUEUED_ROUNDS`] times its current limit; the rest go back to the store at once) and
-    /// start as soon as one of that webhook's requests finishes. Webhooks whose limit and queue
-    /// are full are left out of the next claims.
+    /// most [`handoff::Capacity::queue_cap`]; the rest go back to the store at once) and start
+    /// as soon as one of that webhook's requests finishes. Webhooks whose limit and queue are
+    /// full are left out of the next claims.
     ///
     /// New deliveries that publishes handed off (see [`handoff`]) arrive on `intake` with their
-    /// room already reserved and start at once. Claims are made only while the queue may hold
-    /// due deliveries: after a claim came back short, the next waits for a wake-up (a publish
-    /// that left deliveries queued, a retry asked through the API) or the poll interval.
+    /// room already reserved: a slot and permit (they start at once) or a place in that queue.
+    /// Claims are made only while the queue may hold due deliveries: after a claim came back
+    /// short, the next waits for a wake-up (a publish that left deliveries queued, a retry asked
+    /// through the API) or the poll interval.
     pub async fn run(self, shutdown: CancellationToken, intake: handoff::Intake) {
         let handoff::Intake {
-            capacity: handoff::Capacity { permits, slots },
+            capacity: room,
             rx: mut handed,
         } = intake;
+        let (permits, slots) = (&room.permits, &room.slots);
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.config.concurrency * 2);
         let recorder = tokio::spawn(self.clone().record(done_rx));
         let floor = self.config.per_webhook_concurrency;
-        // A waiting delivery starts within (queue / limit) request timeouts; keep that inside the
-        // lease so no other node takes it over meanwhile. A webhook's queue holds `rounds` times
-        // its current limit.
-        let rounds = (self.config.lease.as_millis() / self.config.timeout.as_millis().max(1))
-            .saturating_sub(1)
-            .max(1);
-        let rounds = usize::try_from(rounds).unwrap_or(1).min(MAX_QUEUED_ROUNDS);
-        let mut waiting: Waiting = HashMap::new();
+        let mut waiting = Waiting::default();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
         // Claim size adapts: halved when a claim brought more than could start or wait locally
@@ -303,22 +293,37 @@ impl Worker {
                     webhook
                 });
             };
-        // Jobs handed off by publishes start at once: their permit and slot are reserved.
+        // Jobs handed off by publishes start at once when their permit and slot are reserved, or
+        // wait in their webhook's queue, where a place was reserved.
         let start_handed =
             |tasks: &mut JoinSet<String>, waiting: &mut Waiting, jobs: handoff::Handed| {
+                let mut queued = Vec::new();
                 for (job, ticket) in jobs {
-                    match ticket
-                        .downcast::<handoff::Reserved>()
-                        .ok()
-                        .and_then(|r| r.start())
-                    {
-                        Some(permit) => spawn(tasks, job, permit),
+                    let used = match ticket.downcast::<handoff::Reserved>() {
+                        Ok(reserved) => reserved.take(),
                         // Not a ticket of ours (cannot happen): it waits like a claimed job.
-                        None => waiting
-                            .entry(job.webhook.id.clone())
-                            .or_default()
-                            .push_back(job),
+                        Err(_) => {
+                            room.queued.try_add(&job.webhook.id, usize::MAX);
+                            handoff::Use::Wait
+                        }
+                    };
+                    match used {
+                        handoff::Use::Start(permit) => spawn(tasks, job, permit),
+                        handoff::Use::Wait => {
+                            if !queued.contains(&job.webhook.id) {
+                                queued.push(job.webhook.id.clone());
+                            }
+                            waiting
+                                .jobs
+                                .entry(job.webhook.id.clone())
+                                .or_default()
+                                .push_back(job);
+                        }
                     }
+                }
+                // Their webhooks' requests may all have finished since the reservation.
+                for webhook in queued {
+                    finished(waiting, &webhook, &room, tasks, &spawn);
                 }
             };
         // Whether the queue may hold due deliveries (worth a claim).
@@ -328,15 +333,7 @@ impl Worker {
         while !shutdown.is_cancelled() {
             // Start what waits for webhooks that have a free slot again.
             while let Some(Ok(webhook)) = tasks.try_join_next() {
-                start_waiting(
-                    &mut waiting,
-                    &webhook,
-                    &slots,
-                    &permits,
-                    &mut tasks,
-                    &spawn,
-                    rounds,
-                );
+                finished(&mut waiting, &webhook, &room, &mut tasks, &spawn);
             }
             while let Ok(jobs) = handed.try_recv() {
                 start_handed(&mut tasks, &mut waiting, jobs);
@@ -354,7 +351,7 @@ impl Worker {
                     _ = shutdown.cancelled() => break,
                     done = tasks.join_next() => {
                         if let Some(Ok(webhook)) = done {
-                            start_waiting(&mut waiting, &webhook, &slots, &permits, &mut tasks, &spawn, rounds);
+                            finished(&mut waiting, &webhook, &room, &mut tasks, &spawn);
                         }
                         continue;
                     }
@@ -362,15 +359,7 @@ impl Worker {
             } else {
                 let asked = free.min(claim_size);
                 match self
-                    .claim_round(
-                        asked,
-                        &mut waiting,
-                        &slots,
-                        &permits,
-                        &mut tasks,
-                        &spawn,
-                        rounds,
-                    )
+                    .claim_round(asked, &mut waiting, &room, &mut tasks, &spawn)
                     .await
                 {
                     Err(()) => {
@@ -411,7 +400,7 @@ impl Worker {
                     },
                     done = tasks.join_next(), if !tasks.is_empty() => {
                         let refill = match done {
-                            Some(Ok(webhook)) => start_waiting(&mut waiting, &webhook, &slots, &permits, &mut tasks, &spawn, rounds),
+                            Some(Ok(webhook)) => finished(&mut waiting, &webhook, &room, &mut tasks, &spawn),
                             _ => true,
                         };
                         if refill && due {
@@ -427,6 +416,7 @@ impl Worker {
         while let Ok(jobs) = handed.try_recv() {
             for (job, _ticket) in jobs {
                 waiting
+                    .jobs
                     .entry(job.webhook.id.clone())
                     .or_default()
                     .push_back(job);
@@ -434,6 +424,7 @@ impl Worker {
         }
         // Deliveries still waiting locally go back to the queue for the next start or node.
         let held: Vec<String> = waiting
+            .jobs
             .into_values()
             .flatten()
             .map(|j| j.delivery_id)
