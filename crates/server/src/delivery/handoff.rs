@@ -10,8 +10,8 @@
 //! Room is reserved before the commit (a [`Reserved`] ticket holds the permit and the webhook's
 //! slot, or a place in its queue) and given back if the ticket is dropped unused. Without the
 //! second kind, a burst of publishes beyond the webhooks' slots went back to the store and cost a
-//! claim each (an `UPDATE` and the event read again) — under `fanout10` most deliveries once the
-//! senders fell behind (docs/benchmarks.md, sixteenth round).
+//! claim each (an `UPDATE` and the event read again): under `fanout10` 7–12% of the deliveries
+//! with 32 publishing connections, most of them with 64 (docs/benchmarks.md, sixteenth round).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
