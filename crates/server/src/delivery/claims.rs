@@ -11,12 +11,51 @@ use tokio::task::JoinSet;
 use super::handoff::Capacity;
 use super::{Worker, millis};
 
-/// Deliveries waiting locally, per webhook, and the webhooks whose next one could not start for
-/// want of a permit (any finished request may free one).
+/// Deliveries waiting locally, per webhook, each with the time (Unix ms) it must start by to
+/// finish inside its lease; the webhooks whose next one could not start for want of a permit
+/// (any finished request may free one); and the deliveries that waited past their time, to be
+/// given back to the queue.
 #[derive(Default)]
 pub(super) struct Waiting {
-    pub jobs: HashMap<String, VecDeque<Job>>,
+    pub jobs: HashMap<String, VecDeque<(i64, Job)>>,
     pub stalled: HashSet<String>,
+    pub expired: Vec<String>,
+}
+
+impl Waiting {
+    /// Queues `job` (whose place in [`Capacity::queued`] is already counted), to start by
+    /// `start_by`.
+    pub fn push(&mut self, start_by: i64, job: Job) {
+        self.jobs
+            .entry(job.webhook.id.clone())
+            .or_default()
+            .push_back((start_by, job));
+    }
+
+    /// Moves every delivery that can no longer start in time (`now` in Unix ms) to `expired`.
+    /// Runs at each poll tick, so that a delivery goes back to the queue before its lease ends
+    /// even while nothing of its webhook finishes.
+    pub fn expire(&mut self, now: i64, room: &Capacity) {
+        let Waiting {
+            jobs,
+            stalled,
+            expired,
+        } = self;
+        jobs.retain(|webhook, queue| {
+            queue.retain(|(start_by, job)| {
+                let keep = *start_by >= now;
+                if !keep {
+                    room.queued.remove(webhook);
+                    expired.push(job.delivery_id.clone());
+                }
+                keep
+            });
+            if queue.is_empty() {
+                stalled.remove(webhook);
+            }
+            !queue.is_empty()
+        });
+    }
 }
 
 /// What a claim round found.
@@ -29,39 +68,58 @@ pub(super) struct Round {
     pub overflow: bool,
 }
 
-/// Starts the next waiting deliveries of `webhook` while it has free slots and permits are free.
-/// Returns whether its local queue ran low (time to claim more).
+/// Starts the next waiting deliveries of `webhook` while it has free slots and permits are free
+/// (`now` in Unix ms). One that can no longer finish inside its lease is not sent but moved to
+/// `expired`, to go back to the queue. Returns whether the local queue ran low (time to claim
+/// more).
 pub(super) fn start_waiting(
     waiting: &mut Waiting,
     webhook: &str,
     room: &Capacity,
     tasks: &mut JoinSet<String>,
     spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
+    now: i64,
 ) -> bool {
-    let Some(queue) = waiting.jobs.get_mut(webhook) else {
+    let Waiting {
+        jobs,
+        stalled: stalled_set,
+        expired,
+    } = waiting;
+    let Some(queue) = jobs.get_mut(webhook) else {
         return true;
     };
     let mut stalled = false;
-    while !queue.is_empty() && room.slots.try_take(webhook) {
+    loop {
+        // Whatever waited too long (its webhook's requests slowed down after it was queued)
+        // would be sent while its lease runs out: it goes back to the queue instead.
+        while queue.front().is_some_and(|(start_by, _)| *start_by < now) {
+            if let Some((_, job)) = queue.pop_front() {
+                room.queued.remove(webhook);
+                expired.push(job.delivery_id);
+            }
+        }
+        if queue.is_empty() || !room.slots.try_take(webhook) {
+            break;
+        }
         let Ok(permit) = room.permits.clone().try_acquire_owned() else {
             room.slots.give_back(webhook);
             stalled = true;
             break;
         };
-        if let Some(job) = queue.pop_front() {
+        if let Some((_, job)) = queue.pop_front() {
             room.queued.remove(webhook);
             spawn(tasks, job, permit);
         }
     }
     let low = queue.len() * 2 < room.queue_cap(webhook);
     if queue.is_empty() {
-        waiting.jobs.remove(webhook);
-        waiting.stalled.remove(webhook);
+        jobs.remove(webhook);
+        stalled_set.remove(webhook);
     } else if stalled {
-        waiting.stalled.insert(webhook.to_string());
+        stalled_set.insert(webhook.to_string());
     } else {
         // At its limit again: its own requests start the rest.
-        waiting.stalled.remove(webhook);
+        stalled_set.remove(webhook);
     }
     low
 }
@@ -75,15 +133,16 @@ pub(super) fn finished(
     room: &Capacity,
     tasks: &mut JoinSet<String>,
     spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
+    now: i64,
 ) -> bool {
-    let low = start_waiting(waiting, webhook, room, tasks, spawn);
+    let low = start_waiting(waiting, webhook, room, tasks, spawn, now);
     if !waiting.stalled.is_empty() && room.permits.available_permits() > 0 {
         let stalled: Vec<String> = waiting.stalled.iter().cloned().collect();
         for w in stalled {
             if room.permits.available_permits() == 0 {
                 break;
             }
-            start_waiting(waiting, &w, room, tasks, spawn);
+            start_waiting(waiting, &w, room, tasks, spawn, now);
         }
     }
     low
@@ -101,6 +160,7 @@ impl Worker {
         spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
     ) -> Result<Round, ()> {
         let now = self.clock.now_ms();
+        let lease_until = now + millis(self.config.lease);
         let excluded: Vec<String> = room
             .slots
             .saturated()
@@ -113,7 +173,7 @@ impl Worker {
             .claim(
                 &self.node_id,
                 now,
-                now + millis(self.config.lease),
+                lease_until,
                 i64::try_from(asked).unwrap_or(1),
                 &excluded,
             )
@@ -133,7 +193,7 @@ impl Worker {
                 };
                 spawn(tasks, job, permit);
             } else if room.queued.try_add(&webhook, room.queue_cap(&webhook)) {
-                waiting.jobs.entry(webhook).or_default().push_back(job);
+                waiting.push(room.start_by(lease_until), job);
             } else {
                 overflow.push(job.delivery_id);
             }
@@ -205,16 +265,31 @@ mod tests {
         }
     }
 
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn room(permits: usize) -> Capacity {
+        Capacity {
+            permits: Arc::new(Semaphore::new(permits)),
+            slots: Slots::new(Arc::default(), 2, 2),
+            queued: Queued::default(),
+            rounds: 3,
+            timeout_ms: 15_000,
+        }
+    }
+
+    /// Queues `ids` for webhook `w`, each counted, to start by `start_by`.
+    fn queue(waiting: &mut Waiting, room: &Capacity, w: &str, ids: &[&str], start_by: i64) {
+        for id in ids {
+            assert!(room.queued.try_add(w, room.queue_cap(w)));
+            waiting.push(start_by, job(w, id));
+        }
+    }
+
     /// A delivery that could not start for want of a permit, while nothing of its webhook is in
     /// flight to start it later, starts when another webhook's request frees a permit.
     #[test]
     fn a_queue_stalled_for_want_of_a_permit_starts_when_any_request_finishes() {
-        let room = Capacity {
-            permits: Arc::new(Semaphore::new(1)),
-            slots: Slots::new(Arc::default(), 2, 2),
-            queued: Queued::default(),
-            rounds: 3,
-        };
+        let room = room(1);
         let started = RefCell::new(Vec::new());
         let spawn = |_: &mut JoinSet<String>, job: Job, permit: OwnedSemaphorePermit| {
             started.borrow_mut().push((job.delivery_id, permit));
@@ -224,20 +299,15 @@ mod tests {
         // Webhook "b" holds the only permit; "a" has one delivery waiting and none in flight.
         let b_permit = room.permits.clone().try_acquire_owned().unwrap();
         assert!(room.slots.try_take("b"));
-        assert!(room.queued.try_add("a", room.queue_cap("a")));
-        waiting
-            .jobs
-            .entry("a".into())
-            .or_default()
-            .push_back(job("a", "dlv_a"));
-        start_waiting(&mut waiting, "a", &room, &mut tasks, &spawn);
+        queue(&mut waiting, &room, "a", &["dlv_a"], NOW + 1_000);
+        start_waiting(&mut waiting, "a", &room, &mut tasks, &spawn, NOW);
         assert!(started.borrow().is_empty());
         assert!(waiting.stalled.contains("a"));
 
         // "b"'s request finishes: its permit and slot come back, and "a" starts.
         drop(b_permit);
         room.slots.give_back("b");
-        finished(&mut waiting, "b", &room, &mut tasks, &spawn);
+        finished(&mut waiting, "b", &room, &mut tasks, &spawn, NOW);
         let ids: Vec<String> = started.borrow().iter().map(|(id, _)| id.clone()).collect();
         assert_eq!(ids, ["dlv_a"]);
         assert!(waiting.stalled.is_empty() && waiting.jobs.is_empty());
@@ -246,5 +316,43 @@ mod tests {
             0,
             "a started delivery no longer counts as queued"
         );
+    }
+
+    /// A delivery that can no longer start `timeout` before its lease ends is not sent when its
+    /// turn comes: it is given back, and the ones behind it start.
+    #[test]
+    fn a_delivery_past_its_time_is_given_back_instead_of_sent() {
+        let room = room(10);
+        let started = RefCell::new(Vec::new());
+        let spawn = |_: &mut JoinSet<String>, job: Job, _: OwnedSemaphorePermit| {
+            started.borrow_mut().push(job.delivery_id);
+        };
+        let mut tasks = JoinSet::new();
+        let mut waiting = Waiting::default();
+        queue(&mut waiting, &room, "w", &["late"], NOW - 1);
+        queue(&mut waiting, &room, "w", &["on_time"], NOW);
+        start_waiting(&mut waiting, "w", &room, &mut tasks, &spawn, NOW);
+        assert_eq!(*started.borrow(), ["on_time"]);
+        assert_eq!(waiting.expired, ["late"]);
+        assert_eq!(room.queued.len("w"), 0);
+    }
+
+    /// At a poll tick every queue gives back what can no longer start in time, even a webhook
+    /// none of whose requests finishes (a slow receiver).
+    #[test]
+    fn the_poll_tick_gives_back_what_waited_too_long_in_any_queue() {
+        let room = room(10);
+        let mut waiting = Waiting::default();
+        queue(&mut waiting, &room, "slow", &["s1", "s2"], NOW - 5);
+        queue(&mut waiting, &room, "slow", &["s3"], NOW + 5);
+        queue(&mut waiting, &room, "other", &["o1"], NOW - 5);
+        waiting.stalled.insert("other".into());
+        waiting.expire(NOW, &room);
+        waiting.expired.sort();
+        assert_eq!(waiting.expired, ["o1", "s1", "s2"]);
+        assert_eq!(room.queued.len("slow"), 1);
+        assert_eq!(room.queued.len("other"), 0);
+        assert_eq!(waiting.jobs.len(), 1, "the emptied queue is gone");
+        assert!(waiting.stalled.is_empty());
     }
 }

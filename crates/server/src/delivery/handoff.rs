@@ -80,6 +80,9 @@ pub struct Capacity {
     pub queued: Queued,
     /// A webhook's local queue holds this many times its current slot limit.
     pub rounds: usize,
+    /// The request timeout, in ms: a waiting delivery must start this long before its lease
+    /// ends.
+    pub timeout_ms: i64,
 }
 
 impl Capacity {
@@ -98,7 +101,14 @@ impl Capacity {
             ),
             queued: Queued::default(),
             rounds: usize::try_from(rounds).unwrap_or(1).min(MAX_QUEUED_ROUNDS),
+            timeout_ms: i64::try_from(config.timeout.as_millis()).unwrap_or(i64::MAX),
         }
+    }
+
+    /// The time (Unix ms) a delivery whose lease ends at `lease_until` must start by to finish
+    /// inside it.
+    pub fn start_by(&self, lease_until: i64) -> i64 {
+        lease_until.saturating_sub(self.timeout_ms)
     }
 
     /// How many deliveries `webhook` may have waiting locally now.
@@ -237,6 +247,7 @@ mod tests {
             slots: Slots::new(Arc::default(), limit, limit),
             queued: Queued::default(),
             rounds,
+            timeout_ms: 15_000,
         };
         let (to, _intake) = channel("node", Duration::from_secs(60), capacity.clone());
         (to, capacity)

@@ -260,6 +260,7 @@ impl Worker {
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.config.concurrency * 2);
         let recorder = tokio::spawn(self.clone().record(done_rx));
         let floor = self.config.per_webhook_concurrency;
+        let lease_ms = millis(self.config.lease);
         let mut waiting = Waiting::default();
         let mut tasks: JoinSet<String> = JoinSet::new();
         let mut backoff = self.config.poll_interval;
@@ -297,6 +298,7 @@ impl Worker {
         // wait in their webhook's queue, where a place was reserved.
         let start_handed =
             |tasks: &mut JoinSet<String>, waiting: &mut Waiting, jobs: handoff::Handed| {
+                let now = self.clock.now_ms();
                 let mut queued = Vec::new();
                 for (job, ticket) in jobs {
                     let used = match ticket.downcast::<handoff::Reserved>() {
@@ -313,17 +315,15 @@ impl Worker {
                             if !queued.contains(&job.webhook.id) {
                                 queued.push(job.webhook.id.clone());
                             }
-                            waiting
-                                .jobs
-                                .entry(job.webhook.id.clone())
-                                .or_default()
-                                .push_back(job);
+                            // Leased by the publish, from the event's time.
+                            let lease_until = job.event.created_at.saturating_add(lease_ms);
+                            waiting.push(room.start_by(lease_until), job);
                         }
                     }
                 }
                 // Their webhooks' requests may all have finished since the reservation.
                 for webhook in queued {
-                    finished(waiting, &webhook, &room, tasks, &spawn);
+                    finished(waiting, &webhook, &room, tasks, &spawn, now);
                 }
             };
         // Whether the queue may hold due deliveries (worth a claim).
@@ -333,7 +333,14 @@ impl Worker {
         while !shutdown.is_cancelled() {
             // Start what waits for webhooks that have a free slot again.
             while let Some(Ok(webhook)) = tasks.try_join_next() {
-                finished(&mut waiting, &webhook, &room, &mut tasks, &spawn);
+                finished(
+                    &mut waiting,
+                    &webhook,
+                    &room,
+                    &mut tasks,
+                    &spawn,
+                    self.clock.now_ms(),
+                );
             }
             while let Ok(jobs) = handed.try_recv() {
                 start_handed(&mut tasks, &mut waiting, jobs);
@@ -342,6 +349,24 @@ impl Worker {
                 // Retries come due with time, not with a wake-up.
                 due = true;
                 next_poll = tokio::time::Instant::now() + self.config.poll_interval;
+                waiting.expire(self.clock.now_ms(), &room);
+            }
+            if !waiting.expired.is_empty() {
+                // Waited locally too long to finish inside their lease: due again now, for
+                // this node's next claim or another node's.
+                let expired = std::mem::take(&mut waiting.expired);
+                tracing::debug!(
+                    count = expired.len(),
+                    "deliveries waited past their lease's margin; given back"
+                );
+                if let Err(e) = self
+                    .store
+                    .release(&self.node_id, &expired, self.clock.now_ms())
+                    .await
+                {
+                    tracing::warn!(error = ?e, "giving back deliveries failed; their leases will expire");
+                }
+                due = true;
             }
             let free = permits.available_permits();
             if !due {
@@ -351,7 +376,7 @@ impl Worker {
                     _ = shutdown.cancelled() => break,
                     done = tasks.join_next() => {
                         if let Some(Ok(webhook)) = done {
-                            finished(&mut waiting, &webhook, &room, &mut tasks, &spawn);
+                            finished(&mut waiting, &webhook, &room, &mut tasks, &spawn, self.clock.now_ms());
                         }
                         continue;
                     }
@@ -400,10 +425,10 @@ impl Worker {
                     },
                     done = tasks.join_next(), if !tasks.is_empty() => {
                         let refill = match done {
-                            Some(Ok(webhook)) => finished(&mut waiting, &webhook, &room, &mut tasks, &spawn),
+                            Some(Ok(webhook)) => finished(&mut waiting, &webhook, &room, &mut tasks, &spawn, self.clock.now_ms()),
                             _ => true,
                         };
-                        if refill && due {
+                        if (refill && due) || !waiting.expired.is_empty() {
                             break;
                         }
                     }
@@ -415,20 +440,17 @@ impl Worker {
         handed.close();
         while let Ok(jobs) = handed.try_recv() {
             for (job, _ticket) in jobs {
-                waiting
-                    .jobs
-                    .entry(job.webhook.id.clone())
-                    .or_default()
-                    .push_back(job);
+                waiting.push(0, job);
             }
         }
         // Deliveries still waiting locally go back to the queue for the next start or node.
-        let held: Vec<String> = waiting
+        let mut held: Vec<String> = waiting
             .jobs
             .into_values()
             .flatten()
-            .map(|j| j.delivery_id)
+            .map(|(_, j)| j.delivery_id)
             .collect();
+        held.append(&mut waiting.expired);
         if let Err(e) = self
             .store
             .release(&self.node_id, &held, self.clock.now_ms())
