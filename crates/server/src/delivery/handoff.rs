@@ -14,13 +14,13 @@
 //! with 32 publishing connections, most of them with 64 (docs/benchmarks.md, sixteenth round).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tidings_store::{Handoff, Job, Ticket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::slots::Slots;
+use super::slots::{Slots, count_down, count_up, lock};
 use crate::config::DeliveryConfig;
 
 /// At most this many multiples of a webhook's in-flight limit wait locally (fewer when the lease
@@ -33,41 +33,19 @@ const MAX_QUEUED_ROUNDS: usize = 3;
 pub struct Queued(Arc<Mutex<HashMap<String, usize>>>);
 
 impl Queued {
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Counts one more for `webhook` unless it has `cap` already.
     pub fn try_add(&self, webhook: &str, cap: usize) -> bool {
-        let mut counts = self.counts();
-        match counts.get_mut(webhook) {
-            Some(n) if *n >= cap => false,
-            Some(n) => {
-                *n += 1;
-                true
-            }
-            None if cap == 0 => false,
-            None => {
-                counts.insert(webhook.to_string(), 1);
-                true
-            }
-        }
+        count_up(&mut lock(&self.0), webhook, cap)
     }
 
     /// Counts one less for `webhook` (one started, or its reservation went unused).
     pub fn remove(&self, webhook: &str) {
-        let mut counts = self.counts();
-        if let Some(n) = counts.get_mut(webhook) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(webhook);
-            }
-        }
+        count_down(&mut lock(&self.0), webhook);
     }
 
     /// How many `webhook` has waiting or on their way.
     pub fn len(&self, webhook: &str) -> usize {
-        self.counts().get(webhook).copied().unwrap_or(0)
+        lock(&self.0).get(webhook).copied().unwrap_or(0)
     }
 }
 

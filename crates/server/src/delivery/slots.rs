@@ -27,8 +27,35 @@ pub struct Slots {
     max: usize,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Counts one more for `key` unless it has `cap` already. Looked up by `&str` first: the key is
+/// copied only when it has no count yet.
+pub(super) fn count_up(counts: &mut HashMap<String, usize>, key: &str, cap: usize) -> bool {
+    match counts.get_mut(key) {
+        Some(n) if *n >= cap => false,
+        Some(n) => {
+            *n += 1;
+            true
+        }
+        None if cap == 0 => false,
+        None => {
+            counts.insert(key.to_string(), 1);
+            true
+        }
+    }
+}
+
+/// Counts one less for `key`, forgetting it at zero.
+pub(super) fn count_down(counts: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = counts.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 impl Slots {
@@ -58,31 +85,12 @@ impl Slots {
     /// Takes a slot for `webhook` unless it is at its limit.
     pub fn try_take(&self, webhook: &str) -> bool {
         let limit = self.limit(webhook);
-        let mut counts = lock(&self.counts);
-        // Looked up by `&str` first: the id is copied only for a webhook with nothing in flight.
-        match counts.get_mut(webhook) {
-            Some(n) if *n >= limit => false,
-            Some(n) => {
-                *n += 1;
-                true
-            }
-            None if limit == 0 => false,
-            None => {
-                counts.insert(webhook.to_string(), 1);
-                true
-            }
-        }
+        count_up(&mut lock(&self.counts), webhook, limit)
     }
 
     /// Returns a slot without a verdict on the receiver (the request was never sent).
     pub fn give_back(&self, webhook: &str) {
-        let mut counts = lock(&self.counts);
-        if let Some(n) = counts.get_mut(webhook) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(webhook);
-            }
-        }
+        count_down(&mut lock(&self.counts), webhook);
     }
 
     /// Returns a slot after an attempt and adapts the webhook's share: `fast` grows it, anything
