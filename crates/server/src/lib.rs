@@ -13,6 +13,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod fasthash;
 pub mod metrics;
 pub mod schemas;
 pub mod state;

@@ -3,7 +3,7 @@
 //! [`IN_FLIGHT_TOP`] label values, so label cardinality stays bounded however many webhooks
 //! exist).
 
-use std::collections::HashMap;
+use crate::fasthash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -2,14 +2,15 @@
 //! its in-flight limit wait here (bounded by [`Capacity::queue_cap`], counted in
 //! [`Capacity::queued`]) and start as its requests finish.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fasthash::{HashMap, HashSet};
 
 use tidings_store::Job;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::task::JoinSet;
 
 use super::handoff::Capacity;
-use super::{Worker, millis};
+use super::{Tasks, Worker, millis};
 
 /// Deliveries waiting locally, per webhook, each with the time (Unix ms) it must start by to
 /// finish inside its lease; the webhooks whose next one could not start for want of a permit
@@ -76,8 +77,8 @@ pub(super) fn start_waiting(
     waiting: &mut Waiting,
     webhook: &str,
     room: &Capacity,
-    tasks: &mut JoinSet<String>,
-    spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
+    tasks: &mut Tasks,
+    spawn: &impl Fn(&mut Tasks, Job, OwnedSemaphorePermit),
     now: i64,
 ) -> bool {
     let Waiting {
@@ -131,8 +132,8 @@ pub(super) fn finished(
     waiting: &mut Waiting,
     webhook: &str,
     room: &Capacity,
-    tasks: &mut JoinSet<String>,
-    spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
+    tasks: &mut Tasks,
+    spawn: &impl Fn(&mut Tasks, Job, OwnedSemaphorePermit),
     now: i64,
 ) -> bool {
     let low = start_waiting(waiting, webhook, room, tasks, spawn, now);
@@ -156,8 +157,8 @@ impl Worker {
         asked: usize,
         waiting: &mut Waiting,
         room: &Capacity,
-        tasks: &mut JoinSet<String>,
-        spawn: &impl Fn(&mut JoinSet<String>, Job, OwnedSemaphorePermit),
+        tasks: &mut Tasks,
+        spawn: &impl Fn(&mut Tasks, Job, OwnedSemaphorePermit),
     ) -> Result<Round, ()> {
         let now = self.clock.now_ms();
         let lease_until = now + millis(self.config.lease);
@@ -221,6 +222,7 @@ mod tests {
     use tidings_core::event::Event;
     use tidings_core::webhook::Webhook;
     use tokio::sync::Semaphore;
+    use tokio::task::JoinSet;
 
     use super::*;
     use crate::delivery::handoff::Queued;
@@ -291,7 +293,7 @@ mod tests {
     fn a_queue_stalled_for_want_of_a_permit_starts_when_any_request_finishes() {
         let room = room(1);
         let started = RefCell::new(Vec::new());
-        let spawn = |_: &mut JoinSet<String>, job: Job, permit: OwnedSemaphorePermit| {
+        let spawn = |_: &mut Tasks, job: Job, permit: OwnedSemaphorePermit| {
             started.borrow_mut().push((job.delivery_id, permit));
         };
         let mut tasks = JoinSet::new();
@@ -324,7 +326,7 @@ mod tests {
     fn a_delivery_past_its_time_is_given_back_instead_of_sent() {
         let room = room(10);
         let started = RefCell::new(Vec::new());
-        let spawn = |_: &mut JoinSet<String>, job: Job, _: OwnedSemaphorePermit| {
+        let spawn = |_: &mut Tasks, job: Job, _: OwnedSemaphorePermit| {
             started.borrow_mut().push(job.delivery_id);
         };
         let mut tasks = JoinSet::new();

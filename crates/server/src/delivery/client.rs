@@ -10,7 +10,7 @@
 //! client cost a quarter of a delivery task's instructions (docs/benchmarks.md, tenth round;
 //! reqwest, before it, a fifth of the server's CPU per delivery, fifth round).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -33,6 +33,7 @@ use rustls_platform_verifier::BuilderVerifierExt;
 use tower::Service;
 
 use super::guard::{AddressPolicy, GuardedResolver};
+use crate::fasthash::HashMap;
 
 /// A request body: the notification, in memory.
 pub type Body = Full<Bytes>;

@@ -13,7 +13,7 @@
 //! claim each (an `UPDATE` and the event read again): under `fanout10` 7–12% of the deliveries
 //! with 32 publishing connections, most of them with 64 (docs/benchmarks.md, sixteenth round).
 
-use std::collections::HashMap;
+use crate::fasthash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

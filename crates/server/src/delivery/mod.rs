@@ -38,6 +38,9 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use claims::{Waiting, finished};
+
+/// The worker's notification tasks; each ends with its webhook, whose slot it gave back.
+type Tasks = JoinSet<Arc<tidings_core::webhook::Webhook>>;
 use sender::{AttemptResult, Notification, Outcome, Sender};
 
 /// Everything the worker needs; cheap to clone into tasks.
@@ -262,7 +265,7 @@ impl Worker {
         let floor = self.config.per_webhook_concurrency;
         let lease_ms = millis(self.config.lease);
         let mut waiting = Waiting::default();
-        let mut tasks: JoinSet<String> = JoinSet::new();
+        let mut tasks: Tasks = JoinSet::new();
         let mut backoff = self.config.poll_interval;
         // Claim size adapts: halved when a claim brought more than could start or wait locally
         // (one busy webhook), doubled while claims come back full and usable.
@@ -270,72 +273,78 @@ impl Worker {
         // Shared by the notification tasks: one reference count per task, not a copy of the
         // worker (its configuration and strings) per delivery.
         let shared = Arc::new(self.clone());
-        let spawn =
-            |tasks: &mut JoinSet<String>, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
-                let worker = shared.clone();
-                let done = done_tx.clone();
-                let slots = slots.clone();
-                tasks.spawn(async move {
-                    let webhook = job.webhook.id.clone();
-                    // Boxed: the attempt's future (the HTTP client's among it) is large, and the
-                    // task's own future is moved into and out of its cell; a small task moves
-                    // a pointer instead of kilobytes.
-                    let completion = Box::pin(worker.attempt(job)).await;
-                    match &completion.attempt {
-                        Some(a) => {
-                            let fast = a.outcome == Outcome::Ok.as_str()
-                                && a.duration_ms < millis(slots::FAST_ANSWER);
-                            slots.finished(&webhook, fast);
-                        }
-                        None => slots.give_back(&webhook),
+        let spawn = |tasks: &mut Tasks, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
+            let worker = shared.clone();
+            let done = done_tx.clone();
+            let slots = slots.clone();
+            tasks.spawn(async move {
+                // The webhook itself (a reference count), not a copy of its id per delivery.
+                let webhook = job.webhook.clone();
+                // Boxed: the attempt's future (the HTTP client's among it) is large, and the
+                // task's own future is moved into and out of its cell; a small task moves
+                // a pointer instead of kilobytes.
+                let completion = Box::pin(worker.attempt(job)).await;
+                match &completion.attempt {
+                    Some(a) => {
+                        let fast = a.outcome == Outcome::Ok.as_str()
+                            && a.duration_ms < millis(slots::FAST_ANSWER);
+                        slots.finished(&webhook.id, fast);
                     }
-                    drop(permit);
-                    let _ = done.send(completion).await;
-                    webhook
-                });
-            };
+                    None => slots.give_back(&webhook.id),
+                }
+                drop(permit);
+                let _ = done.send(completion).await;
+                webhook
+            });
+        };
         // Jobs handed off by publishes start at once when their permit and slot are reserved, or
         // wait in their webhook's queue, where a place was reserved.
-        let start_handed =
-            |tasks: &mut JoinSet<String>, waiting: &mut Waiting, jobs: handoff::Handed| {
-                let now = self.clock.now_ms();
-                let mut queued = Vec::new();
-                for (job, ticket) in jobs {
-                    let used = match ticket.downcast::<handoff::Reserved>() {
-                        Ok(reserved) => reserved.take(),
-                        // Not a ticket of ours (cannot happen): it waits like a claimed job.
-                        Err(_) => {
-                            room.queued.try_add(&job.webhook.id, usize::MAX);
-                            handoff::Use::Wait
+        let start_handed = |tasks: &mut Tasks, waiting: &mut Waiting, jobs: handoff::Handed| {
+            let now = self.clock.now_ms();
+            let mut queued = Vec::new();
+            for (job, ticket) in jobs {
+                let used = match ticket.downcast::<handoff::Reserved>() {
+                    Ok(reserved) => reserved.take(),
+                    // Not a ticket of ours (cannot happen): it waits like a claimed job.
+                    Err(_) => {
+                        room.queued.try_add(&job.webhook.id, usize::MAX);
+                        handoff::Use::Wait
+                    }
+                };
+                match used {
+                    handoff::Use::Start(permit) => spawn(tasks, job, permit),
+                    handoff::Use::Wait => {
+                        if !queued.contains(&job.webhook.id) {
+                            queued.push(job.webhook.id.clone());
                         }
-                    };
-                    match used {
-                        handoff::Use::Start(permit) => spawn(tasks, job, permit),
-                        handoff::Use::Wait => {
-                            if !queued.contains(&job.webhook.id) {
-                                queued.push(job.webhook.id.clone());
-                            }
-                            // Leased by the publish, from the event's time.
-                            let lease_until = job.event.created_at.saturating_add(lease_ms);
-                            waiting.push(room.start_by(lease_until), job);
-                        }
+                        // Leased by the publish, from the event's time.
+                        let lease_until = job.event.created_at.saturating_add(lease_ms);
+                        waiting.push(room.start_by(lease_until), job);
                     }
                 }
-                // Their webhooks' requests may all have finished since the reservation.
-                for webhook in queued {
-                    finished(waiting, &webhook, &room, tasks, &spawn, now);
-                }
-            };
+            }
+            // Their webhooks' requests may all have finished since the reservation.
+            for webhook in queued {
+                finished(waiting, &webhook, &room, tasks, &spawn, now);
+            }
+        };
         // Whether the queue may hold due deliveries (worth a claim).
         let mut due = true;
         let mut next_poll = tokio::time::Instant::now() + self.config.poll_interval;
         let mut intake_open = true;
+        // Made once and polled again by every wait below, rather than made, registered (a timer
+        // entry, a waiter in a list) and dropped again for each finished request.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let poll_timer = tokio::time::sleep_until(next_poll);
+        tokio::pin!(poll_timer);
+        let mut woken = Box::pin(self.wake.notified());
         while !shutdown.is_cancelled() {
             // Start what waits for webhooks that have a free slot again.
             while let Some(Ok(webhook)) = tasks.try_join_next() {
                 finished(
                     &mut waiting,
-                    &webhook,
+                    &webhook.id,
                     &room,
                     &mut tasks,
                     &spawn,
@@ -349,6 +358,7 @@ impl Worker {
                 // Retries come due with time, not with a wake-up.
                 due = true;
                 next_poll = tokio::time::Instant::now() + self.config.poll_interval;
+                poll_timer.as_mut().reset(next_poll);
                 waiting.expire(self.clock.now_ms(), &room);
             }
             if !waiting.expired.is_empty() {
@@ -373,10 +383,10 @@ impl Worker {
                 // Nothing to claim: wait below for work.
             } else if free == 0 {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = &mut cancelled => break,
                     done = tasks.join_next() => {
                         if let Some(Ok(webhook)) = done {
-                            finished(&mut waiting, &webhook, &room, &mut tasks, &spawn, self.clock.now_ms());
+                            finished(&mut waiting, &webhook.id, &room, &mut tasks, &spawn, self.clock.now_ms());
                         }
                         continue;
                     }
@@ -390,7 +400,7 @@ impl Worker {
                     Err(()) => {
                         backoff = (backoff * 2).min(Duration::from_secs(10));
                         tokio::select! {
-                            _ = shutdown.cancelled() => break,
+                            _ = &mut cancelled => break,
                             _ = tokio::time::sleep(backoff) => continue,
                         }
                     }
@@ -414,8 +424,9 @@ impl Worker {
             // webhook still has deliveries waiting locally starts the next one without a claim.
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = self.wake.notified() => {
+                    _ = &mut cancelled => break,
+                    () = &mut woken => {
+                        woken.set(self.wake.notified());
                         due = true;
                         break;
                     }
@@ -425,14 +436,14 @@ impl Worker {
                     },
                     done = tasks.join_next(), if !tasks.is_empty() => {
                         let refill = match done {
-                            Some(Ok(webhook)) => finished(&mut waiting, &webhook, &room, &mut tasks, &spawn, self.clock.now_ms()),
+                            Some(Ok(webhook)) => finished(&mut waiting, &webhook.id, &room, &mut tasks, &spawn, self.clock.now_ms()),
                             _ => true,
                         };
                         if (refill && due) || !waiting.expired.is_empty() {
                             break;
                         }
                     }
-                    _ = tokio::time::sleep_until(next_poll) => break,
+                    () = &mut poll_timer => break,
                 }
             }
         }

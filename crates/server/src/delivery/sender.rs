@@ -2,7 +2,7 @@
 //! SPEC §5 describes: envelope, `Content-Type`, `User-Agent`, `Event-Type`, Standard Webhooks
 //! headers, then the webhook's own headers.
 
-use std::collections::HashMap;
+use crate::fasthash::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

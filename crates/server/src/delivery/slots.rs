@@ -6,7 +6,7 @@
 //! share, never below `floor`. A slow or dead receiver therefore holds at most `floor` of the
 //! node's slots, while a fast one is not throttled to them.
 
-use std::collections::HashMap;
+use crate::fasthash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
