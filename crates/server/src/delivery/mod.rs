@@ -38,10 +38,10 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use claims::{Waiting, finished};
+use sender::{AttemptResult, Notification, Outcome, Sender};
 
 /// The worker's notification tasks; each ends with its webhook, whose slot it gave back.
 type Tasks = JoinSet<Arc<tidings_core::webhook::Webhook>>;
-use sender::{AttemptResult, Notification, Outcome, Sender};
 
 /// Everything the worker needs; cheap to clone into tasks.
 #[derive(Clone, Debug)]
