@@ -13,7 +13,6 @@
 //! claim each (an `UPDATE` and the event read again): under `fanout10` 7–12% of the deliveries
 //! with 32 publishing connections, most of them with 64 (docs/benchmarks.md, sixteenth round).
 
-use crate::fasthash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::slots::{Slots, count_down, count_up, lock};
 use crate::config::DeliveryConfig;
+use crate::fasthash::HashMap;
 
 /// At most this many multiples of a webhook's in-flight limit wait locally (fewer when the lease
 /// is short compared with the request timeout).

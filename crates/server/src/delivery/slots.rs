@@ -6,9 +6,10 @@
 //! share, never below `floor`. A slow or dead receiver therefore holds at most `floor` of the
 //! node's slots, while a fast one is not throttled to them.
 
-use crate::fasthash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use crate::fasthash::HashMap;
 
 /// An answer within this time (with a 2xx) counts as fast.
 pub const FAST_ANSWER: Duration = Duration::from_secs(1);
