@@ -17,6 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+mod disk;
 mod load;
 mod many;
 
@@ -426,9 +427,13 @@ async fn warm_up(base: &str, spaces: Range<usize>) -> anyhow::Result<u64> {
 
 /// The publish p50 and p99 of a load run, in ms.
 fn publish_percentiles(l: &load::Load) -> (f64, f64) {
-    let mut p = l.publish_latencies_us.clone();
-    p.sort_unstable();
-    (percentile(&p, 0.5), percentile(&p, 0.99))
+    p50_p99_ms(l.publish_latencies_us.clone())
+}
+
+/// p50 and p99 of times in µs, in ms (`(0, 0)` for none).
+fn p50_p99_ms(mut micros: Vec<u64>) -> (f64, f64) {
+    micros.sort_unstable();
+    (percentile(&micros, 0.5), percentile(&micros, 0.99))
 }
 
 /// To two decimals (CPU seconds are read in hundredths; a difference of two prints cleanly).
@@ -479,8 +484,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let l = load(&rx_url, None, opts.connections, opts.duration, None, 0..1).await?;
                 let rps = l.accepted as f64 / l.elapsed.as_secs_f64();
                 baseline_rps = Some(rps);
+                let harness = round2(harness_cpu() - h0);
+                // The disk's limit beside the network's, measured after the load, on its own.
+                let syncs = tokio::task::spawn_blocking(disk::sync_times).await??;
+                let (sync_p50, sync_p99) = disk::percentiles_ms(&syncs);
                 json!({"scenario": "baseline", "requests": l.accepted, "requests_per_sec": rps.round(), "connections": opts.connections,
-                    "harness_cpu_seconds": round2(harness_cpu() - h0)})
+                    "harness_cpu_seconds": harness, "disk_fsync_p50_ms": sync_p50, "disk_fsync_p99_ms": sync_p99})
             }
             "fanout1" | "fanout10" => {
                 let fanout = if scenario == "fanout1" { 1 } else { 10 };

@@ -40,6 +40,12 @@ fn the_bench_smoke_run_prints_every_scenario() {
             assert_eq!(l["delivered_equals_accepted"], true, "{l}");
         }
     }
+    // The disk's flush time beside the network's limit.
+    let (sync_p50, sync_p99) = (
+        lines[0]["disk_fsync_p50_ms"].as_f64().unwrap(),
+        lines[0]["disk_fsync_p99_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < sync_p50 && sync_p50 <= sync_p99, "{}", lines[0]);
     assert_eq!(lines[4]["drained_all"], true);
     assert_eq!(lines[3]["events"], lines[3]["delivered"]);
     // fanout1 ran before, so many-webhooks compares its publish latency with it.
