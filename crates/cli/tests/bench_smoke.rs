@@ -40,12 +40,13 @@ fn the_bench_smoke_run_prints_every_scenario() {
             assert_eq!(l["delivered_equals_accepted"], true, "{l}");
         }
     }
-    // The disk's flush time beside the network's limit.
+    // The disk's flush time beside the network's limit (0 where the temporary directory is a
+    // tmpfs: a flush there costs less than the microsecond it is counted in).
     let (sync_p50, sync_p99) = (
         lines[0]["disk_fsync_p50_ms"].as_f64().unwrap(),
         lines[0]["disk_fsync_p99_ms"].as_f64().unwrap(),
     );
-    assert!(0.0 < sync_p50 && sync_p50 <= sync_p99, "{}", lines[0]);
+    assert!(0.0 <= sync_p50 && sync_p50 <= sync_p99, "{}", lines[0]);
     assert_eq!(lines[4]["drained_all"], true);
     assert_eq!(lines[3]["events"], lines[3]["delivered"]);
     // fanout1 ran before, so many-webhooks compares its publish latency with it.
