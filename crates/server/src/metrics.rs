@@ -3,7 +3,6 @@
 //! [`IN_FLIGHT_TOP`] label values, so label cardinality stays bounded however many webhooks
 //! exist).
 
-use crate::fasthash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +11,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::fasthash::HashMap;
 
 /// Webhooks shown by name in `tidings_webhook_in_flight`; the rest are summed as `other`.
 pub const IN_FLIGHT_TOP: usize = 20;

@@ -2,7 +2,6 @@
 //! SPEC §5 describes: envelope, `Content-Type`, `User-Agent`, `Event-Type`, Standard Webhooks
 //! headers, then the webhook's own headers.
 
-use crate::fasthash::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use super::client::{self, Client};
 use super::guard::{AddressPolicy, BlockedAddress, DnsFailure};
 use super::recorded::RecordedHeaders;
 use crate::auth::keys::Keys;
+use crate::fasthash::HashMap;
 
 /// Lifetime of the bearer token sent to receivers.
 const NOTIFICATION_TOKEN_TTL: i64 = 600;
