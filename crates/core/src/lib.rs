@@ -9,6 +9,7 @@
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod fasthash;
 pub mod ids;
 pub mod payload;
 pub mod retry;

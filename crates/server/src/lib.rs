@@ -13,7 +13,8 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
-pub mod fasthash;
+/// foldhash's maps, shared with the store (`tidings_core::fasthash`).
+pub use tidings_core::fasthash;
 pub mod metrics;
 pub mod schemas;
 pub mod state;

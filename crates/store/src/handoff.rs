@@ -8,10 +8,10 @@
 //! delivery whose lease expires, and it is sent again (at-least-once). What a hand-off saves is
 //! the claim: one `UPDATE` of the delivery and the re-reading of its event.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tidings_core::event::Event;
+use tidings_core::fasthash::HashMap;
 
 use crate::Job;
 use crate::queue::Claimed;
@@ -89,7 +89,7 @@ impl Reservations {
         planned: &[Planned<'_>],
     ) -> (Vec<Claimed>, HashMap<String, Arc<Event>>, i64) {
         let mut claimed = Vec::new();
-        let mut events: HashMap<String, Arc<Event>> = HashMap::new();
+        let mut events: HashMap<String, Arc<Event>> = HashMap::default();
         let mut now = 0;
         for ((id, e, webhook_id), t) in planned.iter().zip(&self.tickets) {
             if t.is_some() {

@@ -5,9 +5,9 @@
 //! answered only after the commit returns; a failed commit fails every unit in it, and nothing
 //! of it is visible.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use tidings_core::fasthash::HashSet;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::{Handoff, PublishOutcome, PublishRequest, Store, StoreError};

@@ -4,10 +4,11 @@
 //! statements take lists as arrays), the embedded store on its writer thread (`writer/`, with
 //! the statements below).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tidings_core::event::{Event, Sender};
+use tidings_core::fasthash::{HashMap, HashSet};
 use tidings_core::webhook::{Status, Webhook, WebhookSpec};
 
 use crate::{Completion, Job, NextState, PublishOutcome, PublishRequest, Result, StoreError};
@@ -207,7 +208,7 @@ pub(crate) fn idempotency_keys(batch: &[PublishRequest]) -> Vec<&str> {
 
 /// The distinct (type, workspace chain) pairs to match.
 pub(crate) fn match_keys(batch: &[PublishRequest]) -> Vec<(&str, &[String])> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     batch
         .iter()
         .filter(|r| r.deliver && !r.workspace_chain.is_empty())
@@ -244,7 +245,7 @@ pub(crate) fn plan_publish<'a>(
         events: Vec::with_capacity(batch.len()),
         deliveries: Vec::new(),
     };
-    let mut in_batch: HashMap<&str, usize> = HashMap::new();
+    let mut in_batch: HashMap<&str, usize> = HashMap::default();
     for req in batch {
         let e = &req.event;
         if let Some(key) = e.idempotency_key.as_deref() {

@@ -3,8 +3,9 @@
 // in `queue.rs`. The statements pass lists as arrays (`= ANY($n)`, `UNNEST`), so each has one
 // fixed text: parsed and planned once per connection, whatever the batch size.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use tidings_core::fasthash::HashMap;
 
 use crate::handoff::{self, Handoff, Reservations};
 use crate::queue::{self, Claimed, Earlier, MatchRow};
@@ -59,7 +60,7 @@ impl SqlStore {
         let batch = batch.as_slice();
         let mut tx = self.write.begin().await?;
         let keys = queue::idempotency_keys(batch);
-        let mut earlier: HashMap<String, Earlier> = HashMap::new();
+        let mut earlier: HashMap<String, Earlier> = HashMap::default();
         if !keys.is_empty() {
             for row in sqlx::query(EARLIER).bind(&keys).fetch_all(&mut *tx).await? {
                 earlier.insert(
@@ -68,9 +69,9 @@ impl SqlStore {
                 );
             }
         }
-        let mut matches: queue::Matches<'_> = HashMap::new();
-        let mut webhooks: HashMap<String, Arc<Webhook>> = HashMap::new();
-        let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
+        let mut matches: queue::Matches<'_> = HashMap::default();
+        let mut webhooks: HashMap<String, Arc<Webhook>> = HashMap::default();
+        let mut status_paths: HashMap<String, Option<String>> = HashMap::default();
         for key in queue::match_keys(batch) {
             let rows = sqlx::query(sqlx::AssertSqlSafe(MATCH.as_str())).bind(key.0).bind(key.1).fetch_all(&mut *tx).await?;
             let mut matched = Vec::with_capacity(rows.len());
@@ -178,16 +179,16 @@ impl SqlStore {
         let mut ids: Vec<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut events: HashMap<String, Arc<Event>> = HashMap::new();
+        let mut events: HashMap<String, Arc<Event>> = HashMap::default();
         // The event type's statusPath comes along (no separate query).
-        let mut status_paths: HashMap<String, Option<String>> = HashMap::new();
+        let mut status_paths: HashMap<String, Option<String>> = HashMap::default();
         let sql = format!("SELECT {}, t.status_path AS e_status_path FROM events e LEFT JOIN event_types t ON t.name = e.type WHERE e.id = ANY($1)", queue::EVENT_COLS);
         for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
             let e = queue::event_from(&row)?;
             status_paths.insert(e.kind.clone(), row.try_get("e_status_path")?);
             events.insert(e.id.clone(), Arc::new(e));
         }
-        self.jobs_in(tx, &claimed, &events, HashMap::new(), &status_paths, now).await
+        self.jobs_in(tx, &claimed, &events, HashMap::default(), &status_paths, now).await
     }
 
     /// The jobs of leased deliveries, with their events and some of their `webhooks` in hand:
@@ -205,7 +206,7 @@ impl SqlStore {
             }
         }
         let wanted: Vec<&str> = queue::wanted_fields(claimed, events, &webhooks).into_iter().collect();
-        let mut fields: HashMap<String, String> = HashMap::new();
+        let mut fields: HashMap<String, String> = HashMap::default();
         if !wanted.is_empty() {
             for row in sqlx::query("SELECT id, fields FROM workspaces WHERE id = ANY($1)").bind(&wanted).fetch_all(&mut **tx).await? {
                 fields.insert(row.try_get("id")?, row.try_get("fields")?);

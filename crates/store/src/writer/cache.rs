@@ -13,10 +13,10 @@
 //! webhook read and a JSON parse per delivery; with the cache a publish reads nothing it read
 //! before.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::Connection;
+use tidings_core::fasthash::HashMap;
 use tidings_core::webhook::Webhook;
 
 use crate::Result;
@@ -56,11 +56,11 @@ impl ReadCache {
         Self {
             bound,
             version: None,
-            matches: HashMap::new(),
-            webhooks: HashMap::new(),
+            matches: HashMap::default(),
+            webhooks: HashMap::default(),
             status_paths: None,
-            fields: HashMap::new(),
-            successes: HashMap::new(),
+            fields: HashMap::default(),
+            successes: HashMap::default(),
         }
     }
 

@@ -2,12 +2,12 @@
 //! and cached, `$N` parameters bound by name (the hot ones rewritten to `?N` and bound by
 //! number). The decisions are `queue.rs`'s, shared with PostgreSQL.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Statement};
 use tidings_core::event::Event;
+use tidings_core::fasthash::{HashMap, HashSet};
 use tidings_core::webhook::WebhookSpec;
 
 use super::cache::ReadCache;
@@ -195,7 +195,7 @@ pub(super) fn publish(
     handoff: Option<&dyn Handoff>,
 ) -> Result<(Published, HandedOff)> {
     let keys = queue::idempotency_keys(batch);
-    let mut earlier: HashMap<String, Earlier> = HashMap::new();
+    let mut earlier: HashMap<String, Earlier> = HashMap::default();
     if !keys.is_empty() {
         let args = refs(&keys);
         let sql = format!(
@@ -216,7 +216,7 @@ pub(super) fn publish(
             earlier.insert(key, x);
         }
     }
-    let mut matches: queue::Matches<'_> = HashMap::new();
+    let mut matches: queue::Matches<'_> = HashMap::default();
     for key in queue::match_keys(batch) {
         let rows = match cache.matches(key.0, key.1) {
             Some(rows) => Arc::clone(rows),
