@@ -13,8 +13,6 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod extract;
-/// foldhash's maps, shared with the store (`tidings_core::fasthash`).
-pub use tidings_core::fasthash;
 pub mod metrics;
 pub mod schemas;
 pub mod state;

@@ -11,8 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use crate::fasthash::HashMap;
+use tidings_core::fasthash::HashMap;
 
 /// Webhooks shown by name in `tidings_webhook_in_flight`; the rest are summed as `other`.
 pub const IN_FLIGHT_TOP: usize = 20;

@@ -4,12 +4,12 @@
 
 use std::collections::VecDeque;
 
+use tidings_core::fasthash::{HashMap, HashSet};
 use tidings_store::Job;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::handoff::Capacity;
 use super::{Tasks, Worker, millis};
-use crate::fasthash::{HashMap, HashSet};
 
 /// Deliveries waiting locally, per webhook, each with the time (Unix ms) it must start by to
 /// finish inside its lease; the webhooks whose next one could not start for want of a permit

@@ -30,10 +30,10 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_platform_verifier::BuilderVerifierExt;
+use tidings_core::fasthash::HashMap;
 use tower::Service;
 
 use super::guard::{AddressPolicy, GuardedResolver};
-use crate::fasthash::HashMap;
 
 /// A request body: the notification, in memory.
 pub type Body = Full<Bytes>;

@@ -16,12 +16,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tidings_core::fasthash::HashMap;
 use tidings_store::{Handoff, Job, Ticket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::slots::{Slots, count_down, count_up, lock};
 use crate::config::DeliveryConfig;
-use crate::fasthash::HashMap;
 
 /// At most this many multiples of a webhook's in-flight limit wait locally (fewer when the lease
 /// is short compared with the request timeout).

@@ -15,6 +15,7 @@ use hyper::header::{
 };
 use serde_json::{Map, Value};
 use tidings_core::event::Event;
+use tidings_core::fasthash::HashMap;
 use tidings_core::payload::{self, PayloadContext};
 use tidings_core::signature;
 use tidings_core::webhook::{AuthMode, Toggle, Webhook};
@@ -23,7 +24,6 @@ use super::client::{self, Client};
 use super::guard::{AddressPolicy, BlockedAddress, DnsFailure};
 use super::recorded::RecordedHeaders;
 use crate::auth::keys::Keys;
-use crate::fasthash::HashMap;
 
 /// Lifetime of the bearer token sent to receivers.
 const NOTIFICATION_TOKEN_TTL: i64 = 600;

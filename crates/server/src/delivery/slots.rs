@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::fasthash::HashMap;
+use tidings_core::fasthash::HashMap;
 
 /// An answer within this time (with a 2xx) counts as fast.
 pub const FAST_ANSWER: Duration = Duration::from_secs(1);
