@@ -289,6 +289,13 @@ pub mod sqlite {
     /// writer's next commit could not start writing after it (`SQLITE_BUSY_SNAPSHOT`), which
     /// under steady load failed retention passes.
     const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    /// Which deliveries are the event `$1`'s: those in the range of ids the event keeps
+    /// (migration 0009; there is no index on `event_id`).
+    const EVENT_DELIVERIES: &str = "id BETWEEN (SELECT first_delivery FROM events WHERE id = $1) \
+         AND (SELECT last_delivery FROM events WHERE id = $1) AND event_id = $1";
+    /// Whether a delivery `d` is of the event `e`, in a form that finds them by the range.
+    const OF_EVENT: &str =
+        "d.id BETWEEN e.first_delivery AND e.last_delivery AND d.event_id = e.id";
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
     /// The SQLite store. The delivery queue's hot path (publish, claim, complete, release) runs
@@ -446,6 +453,10 @@ pub mod postgres {
     const WEBHOOK_INDEX_TABLE: bool = false;
     /// Row locks need no more than a plain transaction here.
     const BEGIN_WRITE: &str = "BEGIN";
+    /// Which deliveries are the event `$1`'s (index `deliveries_event`).
+    const EVENT_DELIVERIES: &str = "event_id = $1";
+    /// Whether a delivery `d` is of the event `e`.
+    const OF_EVENT: &str = "d.event_id = e.id";
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
     #[derive(Clone)]

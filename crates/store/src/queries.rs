@@ -626,7 +626,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn deliveries_of_event(&self, event_id: &str) -> Result<Vec<DeliveryRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE event_id = $1 ORDER BY id")))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE {EVENT_DELIVERIES} ORDER BY id")))
             .bind(event_id)
             .fetch_all(&self.write)
             .await?;
@@ -721,10 +721,10 @@ impl SqlStore {
             }
         }
         loop {
-            let r = sqlx::query(
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT $2)",
-            )
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE {OF_EVENT}) LIMIT $2)"
+            )))
             .bind(events_before)
             .bind(batch)
             .execute(&self.write)

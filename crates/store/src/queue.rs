@@ -28,8 +28,10 @@ pub(crate) static WEBHOOK_COLS_OF_W: std::sync::LazyLock<String> = std::sync::La
 });
 pub(crate) const EVENT_COLS: &str = "e.id AS e_id, e.type AS e_type, e.workspace_id AS e_workspace_id, e.data AS e_data, e.branch_id AS e_branch_id, e.business_unit_id AS e_business_unit_id, e.subject_id AS e_subject_id, e.sender AS e_sender, e.origin_client_id AS e_origin_client_id, e.idempotency_key AS e_idempotency_key, e.occurred_at AS e_occurred_at, e.created_at AS e_created_at";
 
-/// Columns of `INSERT INTO events`, in the order of [`event_values`].
-pub(crate) const EVENT_INSERT: &str = "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed) ";
+/// Columns of the embedded store's `INSERT INTO events`: those of [`event_values`], then the
+/// lowest and highest id of the event's deliveries ([`id_range`]), through which its deliveries
+/// are found (migration 0009).
+pub(crate) const EVENT_INSERT: &str = "INSERT INTO events (id, type, workspace_id, data, branch_id, business_unit_id, subject_id, sender, origin_client_id, idempotency_key, occurred_at, created_at, deliveries, suppressed, first_delivery, last_delivery) ";
 /// Columns of `INSERT INTO deliveries` for a new delivery (leased at once when handed off).
 pub(crate) const DELIVERY_INSERT: &str = "INSERT INTO deliveries (id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, created_at, updated_at, lease_owner) ";
 pub(crate) const ATTEMPT_INSERT: &str = "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) ";
@@ -225,8 +227,9 @@ pub(crate) struct PublishPlan<'a> {
     pub out: Vec<PublishOutcome>,
     /// Events whose idempotency key is past its window: the key is freed.
     pub stale_keys: Vec<String>,
-    /// New events with their (deliveries, suppressed) counts.
-    pub events: Vec<(&'a Event, i64, i64)>,
+    /// New events with their (deliveries, suppressed) counts and where their deliveries are in
+    /// `deliveries` (an event's are planned one after another).
+    pub events: Vec<(&'a Event, i64, i64, std::ops::Range<usize>)>,
     /// New deliveries: (id, event, webhook id).
     pub deliveries: Vec<crate::handoff::Planned<'a>>,
 }
@@ -273,6 +276,7 @@ pub(crate) fn plan_publish<'a>(
         }
         let mut suppressed = 0i64;
         let mut targets = 0i64;
+        let start = plan.deliveries.len();
         if req.deliver
             && let Some(rows) = matches.get(&(e.kind.as_str(), req.workspace_chain.as_slice()))
         {
@@ -294,7 +298,8 @@ pub(crate) fn plan_publish<'a>(
                     .push((tidings_core::ids::message_id(), e, m.id.as_str()));
             }
         }
-        plan.events.push((e, targets, suppressed));
+        plan.events
+            .push((e, targets, suppressed, start..plan.deliveries.len()));
         plan.out.push(PublishOutcome {
             id: e.id.clone(),
             deliveries: targets,
@@ -303,6 +308,14 @@ pub(crate) fn plan_publish<'a>(
         });
     }
     Ok(plan)
+}
+
+/// The lowest and highest id of `planned` (an event's deliveries), `None` without any.
+pub(crate) fn id_range<'p>(
+    planned: &'p [crate::handoff::Planned<'_>],
+) -> (Option<&'p str>, Option<&'p str>) {
+    let ids = planned.iter().map(|d| d.0.as_str());
+    (ids.clone().min(), ids.max())
 }
 
 /// The bind values of one event row, in the order of [`EVENT_INSERT`].

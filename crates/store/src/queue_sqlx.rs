@@ -90,7 +90,7 @@ impl SqlStore {
             sqlx::query(FREE_KEYS).bind(&plan.stale_keys).execute(&mut *tx).await?;
         }
         if !plan.events.is_empty() {
-            let values: Vec<queue::EventValues<'_>> = plan.events.iter().map(|(e, t, s)| queue::event_values(e, *t, *s)).collect();
+            let values: Vec<queue::EventValues<'_>> = plan.events.iter().map(|(e, t, s, _)| queue::event_values(e, *t, *s)).collect();
             let text = |f: fn(&Event) -> &str| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
             let opt = |f: fn(&Event) -> Option<&str>| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
             let int = |f: fn(&queue::EventValues<'_>) -> i64| values.iter().map(f).collect::<Vec<_>>();

@@ -569,6 +569,65 @@ mod tests {
         store.close().await;
     }
 
+    /// An event's deliveries are found through the range of ids it keeps (migration 0009):
+    /// each event of a batch lists exactly its own, one without deliveries none, pruning keeps
+    /// an old event while a delivery of it is left, and the migration gives the events written
+    /// before it their range.
+    #[tokio::test]
+    async fn an_events_deliveries_are_found_through_the_range_it_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_webhooks(dir.path(), 3).await;
+        let mut quiet = request("evt_quiet");
+        quiet.deliver = false;
+        let batch = vec![request("evt_a"), quiet, request("evt_b"), request("evt_c")];
+        store.publish(batch).await.unwrap();
+        let listed = async |id: &str| {
+            let found = store.deliveries_of_event(id).await.unwrap();
+            assert!(found.iter().all(|d| d.event_id == id), "{found:?}");
+            found.into_iter().map(|d| d.id).collect::<Vec<_>>()
+        };
+        let mut all = Vec::new();
+        for id in ["evt_a", "evt_b", "evt_c"] {
+            let ids = listed(id).await;
+            assert_eq!(ids.len(), 3, "{id}: {ids:?}");
+            assert!(ids.is_sorted(), "{ids:?}");
+            all.extend(ids);
+        }
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 9, "no delivery listed under two events");
+        assert!(listed("evt_quiet").await.is_empty());
+        assert!(listed("evt_unknown").await.is_empty());
+
+        let pruned = store.prune(0, i64::MAX, 100).await.unwrap();
+        assert_eq!(pruned.events, 1, "only the event without deliveries goes");
+        assert!(store.event_get("evt_quiet").await.unwrap().is_none());
+        assert!(store.event_get("evt_b").await.unwrap().is_some());
+
+        // Back to the schema before 0009, then the migration again.
+        let conn = Connection::open(dir.path().join("tidings.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        conn.execute_batch(
+            "ALTER TABLE events DROP COLUMN first_delivery; \
+             ALTER TABLE events DROP COLUMN last_delivery; \
+             CREATE INDEX deliveries_event ON deliveries (event_id);",
+        )
+        .unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/sqlite/0009_event_delivery_range.sql"
+        ))
+        .unwrap();
+        drop(conn);
+        let mut again = Vec::new();
+        for id in ["evt_a", "evt_b", "evt_c"] {
+            again.extend(listed(id).await);
+        }
+        again.sort();
+        assert_eq!(again, all, "the migration finds every delivery again");
+        store.close().await;
+    }
+
     /// A completion recorded twice (its first commit's answer was lost) stores its attempt once;
     /// migration 0007's rebuild of `attempts` keeps every row (run here a second time over
     /// attempts it must carry across).

@@ -66,7 +66,7 @@ static HOT: std::sync::LazyLock<Hot> = std::sync::LazyLock::new(|| Hot {
     insert_event: positional(&format!(
         "{}VALUES {}",
         queue::EVENT_INSERT,
-        queue::placeholders(0, 1, 14)
+        queue::placeholders(0, 1, 16)
     )),
     insert_delivery: positional(&format!(
         "{}VALUES {}",
@@ -238,8 +238,9 @@ pub(super) fn publish(
     // One cached single-row statement per table: without a thread hop per statement, rows are
     // cheapest one at a time.
     let mut insert_event = conn.prepare_cached(&HOT.insert_event)?;
-    for (e, targets, suppressed) in &plan.events {
+    for (e, targets, suppressed, planned) in &plan.events {
         let v = queue::event_values(e, *targets, *suppressed);
+        let (first, last) = queue::id_range(&plan.deliveries[planned.clone()]);
         run(
             &mut insert_event,
             &[
@@ -257,6 +258,8 @@ pub(super) fn publish(
                 &e.created_at,
                 &v.targets,
                 &v.suppressed,
+                &first,
+                &last,
             ],
         )?;
     }
@@ -512,7 +515,7 @@ mod tests {
             "{}",
             HOT.delivery_update
         );
-        assert!(HOT.insert_event.contains("?14)"), "{}", HOT.insert_event);
+        assert!(HOT.insert_event.contains("?16)"), "{}", HOT.insert_event);
     }
 
     /// `?N` and `$N` take `args[N - 1]` whatever order they appear in.
