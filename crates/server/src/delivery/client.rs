@@ -2,25 +2,30 @@
 //! SSRF guard as the connector's resolver. No proxies, no redirects, no retries of its own (the
 //! delivery queue retries), no default headers: the sender builds every header itself.
 //!
-//! hyper's connections directly, each driven by the task that sends on it: a connection is
-//! taken from the idle list of its origin (or opened), the notification task polls the
-//! connection's future itself while it waits for the answer and reads its body, and gives the
-//! connection back once the answer was read to its end. No task per connection, no request
-//! crossing tasks through a channel, no pool checkout racing a connect: hyper-util's pooled
-//! client cost a quarter of a delivery task's instructions (docs/benchmarks.md, tenth round;
-//! reqwest, before it, a fifth of the server's CPU per delivery, fifth round).
+//! Each connection is spoken to directly by the task that sends on it (`h1.rs`): a connection
+//! is taken from the idle list of its origin (or opened), the notification task writes the
+//! request and reads the answer itself, and gives the connection back once the answer was read
+//! to its end. No task per connection, no request crossing tasks through a channel, no
+//! dispatcher: hyper's client connection cost about a fifth of a delivery thread's samples
+//! outside the system calls (docs/benchmarks.md, twenty-first round; ADR 0014), hyper-util's
+//! pooled client before it a quarter of a delivery task's instructions (tenth round), reqwest
+//! a fifth of the server's CPU per delivery (fifth round).
+//!
+//! [`Connection`] is hyper's client connection, driven by its holder: the bench's load
+//! generator publishes through it.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1;
+use hyper::header::HeaderMap;
 use hyper::{Request, Response, Uri};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -34,6 +39,7 @@ use tidings_core::fasthash::HashMap;
 use tower::Service;
 
 use super::guard::{AddressPolicy, GuardedResolver};
+use super::h1;
 
 /// A request body: the notification, in memory.
 pub type Body = Full<Bytes>;
@@ -74,13 +80,12 @@ struct Pool {
 }
 
 struct Idle {
-    conn: Connection,
+    conn: h1::Conn,
     since: Instant,
 }
 
-/// One HTTP/1.1 connection: the handle requests go through and the future that does its I/O,
-/// polled by whoever holds it (the pool's [`Lease`], or the bench's load loops, which keep one
-/// connection each).
+/// One hyper HTTP/1.1 connection: the handle requests go through and the future that does its
+/// I/O, polled by whoever holds it (the bench's load loops, which keep one connection each).
 pub struct Connection {
     sender: http1::SendRequest<Body>,
     driver: Pin<Box<http1::Connection<Io, Body>>>,
@@ -106,31 +111,21 @@ impl Connection {
 
     /// Sends `req` and returns the answer's head and body, driving the connection meanwhile.
     pub async fn request(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Error> {
-        self.try_request(req).await.map_err(|f| match f {
-            Failed::NotSent(_, e) | Failed::Error(e) => e,
-        })
-    }
-
-    async fn try_request(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Failed> {
         let Self {
             sender,
             driver,
             ended,
         } = self;
-        let mut answer = std::pin::pin!(sender.try_send_request(req));
+        let mut answer = std::pin::pin!(sender.send_request(req));
         poll_fn(|cx| {
             // The connection first: it writes the request and reads the answer, which the
             // request's future then finds in the same poll.
             let ended = drive(driver, ended, cx);
             match answer.as_mut().poll(cx) {
-                Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
-                Poll::Ready(Err(mut e)) => Poll::Ready(Err(match e.take_message() {
-                    Some(req) => Failed::NotSent(Box::new(req), e.into_error().into()),
-                    None => Failed::Error(e.into_error().into()),
-                })),
-                Poll::Pending if ended => Poll::Ready(Err(Failed::Error(
-                    "the connection closed before the answer".into(),
-                ))),
+                Poll::Ready(r) => Poll::Ready(r.map_err(Error::from)),
+                Poll::Pending if ended => {
+                    Poll::Ready(Err("the connection closed before the answer".into()))
+                }
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -157,12 +152,6 @@ impl Connection {
     /// Polls the connection's I/O; returns whether it has ended.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
         drive(&mut self.driver, &mut self.ended, cx)
-    }
-
-    /// Whether a request can go out on it now (checked without waiting: the driver is polled
-    /// once with a waker that does nothing, so a peer's close is seen).
-    fn usable(&mut self) -> bool {
-        !self.drive(&mut Context::from_waker(Waker::noop())) && self.sender.is_ready()
     }
 }
 
@@ -209,25 +198,21 @@ pub fn build(s: &Settings) -> Result<Client, rustls::Error> {
     })
 }
 
-/// Why a request got no answer.
-enum Failed {
-    /// It never left: it comes back, to go out on another connection.
-    NotSent(Box<Request<Body>>, Error),
-    Error(Error),
-}
-
 impl Client {
-    /// Sends `req` (its URI in origin form, its `Host` set) to `origin` (`connect`: the URL's
-    /// scheme and authority) over an idle connection of that origin, or a new one, and returns
-    /// the answer's head and body with the connection, which the body is read through.
+    /// Sends a `POST` of `body` to `path` (origin form) with `headers` (`Host` among them) to
+    /// `origin` (`connect`: the URL's scheme and authority) over an idle connection of that
+    /// origin, or a new one, and returns the answer's head with the connection, which the body
+    /// is read through.
     pub async fn send(
         &self,
         origin: &Arc<str>,
         connect: &Uri,
-        mut req: Request<Body>,
-    ) -> Result<(Response<Incoming>, Lease), Error> {
-        // A kept-alive connection the receiver closed just as the request went out gives it
-        // back unsent: it goes again, on the next idle connection or a new one (which is the
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(h1::Head, Lease), Error> {
+        // A kept-alive connection the receiver closed just as the request went out fails the
+        // write: the request goes again, on the next idle connection or a new one (which is the
         // last try: a new connection that cannot take it has a reason worth reporting).
         loop {
             let (mut conn, reused) = match self.pool.take(origin) {
@@ -236,31 +221,35 @@ impl Client {
                 // once per connection; unboxed it would be moved with every request's.
                 None => (Box::pin(self.connect(connect)).await?, false),
             };
-            match conn.try_request(req).await {
-                Ok(response) => {
+            match conn.post(path, headers, body).await {
+                Ok(head) => {
                     let lease = Lease {
                         conn,
                         origin: origin.clone(),
                         pool: Arc::downgrade(&self.pool),
                     };
-                    return Ok((response, lease));
+                    return Ok((head, lease));
                 }
-                Err(Failed::NotSent(back, _)) if reused => req = *back,
-                Err(Failed::NotSent(_, e) | Failed::Error(e)) => return Err(e),
+                Err(h1::Failed::NotSent(_)) if reused => {}
+                Err(h1::Failed::NotSent(e) | h1::Failed::Error(e)) => return Err(e),
             }
         }
     }
 
-    async fn connect(&self, uri: &Uri) -> Result<Connection, Error> {
+    async fn connect(&self, uri: &Uri) -> Result<h1::Conn, Error> {
         let mut connector = self.pool.connector.clone();
         poll_fn(|cx| connector.poll_ready(cx)).await?;
-        Connection::handshake(connector.call(uri.clone()).await?).await
+        let io: Box<dyn h1::Io> = match connector.call(uri.clone()).await? {
+            MaybeHttpsStream::Http(tcp) => Box::new(tcp.into_inner()),
+            MaybeHttpsStream::Https(tls) => Box::new(tls.into_inner()),
+        };
+        Ok(h1::Conn::new(io))
     }
 }
 
 impl Pool {
     /// The most recently used idle connection of `origin` that can still take a request.
-    fn take(&self, origin: &str) -> Option<Connection> {
+    fn take(&self, origin: &str) -> Option<h1::Conn> {
         let mut idle = lock(&self.idle);
         let list = idle.get_mut(origin)?;
         while let Some(Idle { mut conn, since }) = list.pop_back() {
@@ -272,7 +261,7 @@ impl Pool {
     }
 
     /// Keeps `conn` for the next request to `origin` (the oldest goes when the list is full).
-    fn put(self: &Arc<Self>, origin: Arc<str>, conn: Connection) {
+    fn put(self: &Arc<Self>, origin: Arc<str>, conn: h1::Conn) {
         {
             let mut idle = lock(&self.idle);
             let list = idle.entry(origin).or_default();
@@ -308,10 +297,7 @@ impl Pool {
                 let Some(pool) = pool.upgrade() else { return };
                 let mut idle = lock(&pool.idle);
                 idle.retain(|_, list| {
-                    list.retain_mut(|i| {
-                        i.since.elapsed() < IDLE_TIMEOUT
-                            && !i.conn.drive(&mut Context::from_waker(Waker::noop()))
-                    });
+                    list.retain_mut(|i| i.since.elapsed() < IDLE_TIMEOUT && i.conn.usable());
                     !list.is_empty()
                 });
             }
@@ -323,34 +309,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A connection in use: the answer's body is read through it ([`Lease::frame`]); once read to
-/// its end, [`Lease::finish`] gives the connection back. Dropped otherwise, it closes.
+/// A connection in use: the answer's body is read through it ([`Lease::read_body`]); once
+/// read to its end, [`Lease::finish`] gives the connection back. Otherwise it closes.
 pub struct Lease {
-    conn: Connection,
+    conn: h1::Conn,
     origin: Arc<str>,
     pool: Weak<Pool>,
 }
 
 impl Lease {
-    /// The next frame of the answer's `body` (`None` at its end), the connection driven
-    /// meanwhile.
-    pub async fn frame(
-        &mut self,
-        body: &mut Incoming,
-    ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
-        self.conn.frame(body).await
+    /// Whether the answer's body has been read to its end (at once for `204` or
+    /// `Content-Length: 0`).
+    pub fn body_done(&self) -> bool {
+        self.conn.body_done()
     }
 
-    /// The answer was read to its end: the connection goes back to its origin's idle list,
-    /// unless it ended.
+    /// Reads the answer's body into `into` until it ends or `into` holds `limit` bytes.
+    pub async fn read_body(&mut self, into: &mut Vec<u8>, limit: usize) -> Result<(), Error> {
+        self.conn.read_body(into, limit).await
+    }
+
+    /// Done with the answer: the connection goes back to its origin's idle list if the body was
+    /// read to its end and the receiver keeps it open; otherwise it closes.
     pub fn finish(self) {
-        let Self {
-            mut conn,
-            origin,
-            pool,
-        } = self;
-        if let Some(pool) = pool.upgrade()
-            && !conn.drive(&mut Context::from_waker(Waker::noop()))
+        let Self { conn, origin, pool } = self;
+        if conn.reusable()
+            && let Some(pool) = pool.upgrade()
         {
             pool.put(origin, conn);
         }
@@ -496,27 +480,15 @@ mod tests {
     async fn post(client: &Client, addr: std::net::SocketAddr) -> Result<(u16, Vec<u8>), Error> {
         let origin: Arc<str> = format!("http://{addr}").into();
         let connect: Uri = format!("http://{addr}/").parse().unwrap();
-        let mut req = Request::new(Full::new(Bytes::from_static(b"{}")));
-        *req.method_mut() = hyper::Method::POST;
-        *req.uri_mut() = Uri::from_static("/hook");
-        req.headers_mut()
-            .insert(hyper::header::HOST, addr.to_string().parse().unwrap());
-        let (response, mut lease) = client.send(&origin, &connect, req).await?;
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
+        let mut headers = HeaderMap::new();
+        headers.insert(hyper::header::HOST, addr.to_string().parse().unwrap());
+        let (head, mut lease) = client
+            .send(&origin, &connect, "/hook", &headers, b"{}")
+            .await?;
         let mut got = Vec::new();
-        while !hyper::body::Body::is_end_stream(&body) {
-            match lease.frame(&mut body).await {
-                Some(frame) => {
-                    if let Ok(data) = frame?.into_data() {
-                        got.extend_from_slice(&data);
-                    }
-                }
-                None => break,
-            }
-        }
+        lease.read_body(&mut got, 1024).await?;
         lease.finish();
-        Ok((status, got))
+        Ok((head.status.as_u16(), got))
     }
 
     const KEEP: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";

@@ -15,6 +15,7 @@
 mod claims;
 pub mod client;
 pub mod guard;
+mod h1;
 pub mod handoff;
 pub mod recorded;
 pub mod sender;

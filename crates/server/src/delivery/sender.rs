@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{
     AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue,
     USER_AGENT as USER_AGENT_HEADER,
@@ -371,14 +370,14 @@ impl Sender {
         // As hyper-util did: a `Host` the request carries wins (validation refuses one in a
         // webhook's headers, so this is the URL's).
         headers.entry(HOST).or_insert_with(|| route.host.clone());
-        let mut request = hyper::Request::new(Full::new(request_body.clone()));
-        *request.method_mut() = hyper::Method::POST;
-        *request.uri_mut() = route.path.clone();
-        *request.headers_mut() = headers;
+        let path = route.path.path_and_query().map_or("/", |p| p.as_str());
         // One deadline for the whole attempt: connecting, sending, the answer and its body.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let sent = tokio::time::timeout_at(deadline, client.send(origin, &route.connect, request));
-        let (response, mut lease) = match sent.await {
+        let sent = tokio::time::timeout_at(
+            deadline,
+            client.send(origin, &route.connect, path, &headers, &request_body),
+        );
+        let (head, mut lease) = match sent.await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let (outcome, message) = classify(&*e);
@@ -386,46 +385,36 @@ impl Sender {
             }
             Err(_) => return fail(Outcome::Timeout, self.timed_out()),
         };
-        let (parts, mut incoming) = response.into_parts();
-        let status = parts.status;
-        let retry_after = parts
+        let status = head.status;
+        let retry_after = head
             .headers
             .get(hyper::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        let response_headers = RecordedHeaders::response(&parts.headers);
+        let response_headers = RecordedHeaders::response(&head.headers);
         let mut captured: Vec<u8> = Vec::new();
         let mut error = None;
-        let mut ended = false;
         // A body known to be empty (`204`, `Content-Length: 0`) is not read: no timer for it.
-        while !hyper::body::Body::is_end_stream(&incoming) && captured.len() < MAX_RESPONSE_BODY {
-            match tokio::time::timeout_at(deadline, lease.frame(&mut incoming)).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(chunk) = frame.into_data() {
-                        let room = MAX_RESPONSE_BODY - captured.len();
-                        captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    }
-                }
-                Ok(None) => {
-                    ended = true;
-                    break;
-                }
-                // The status already arrived; a body cut short does not change the outcome.
-                Ok(Some(Err(e))) => {
-                    error = Some(format!("reading the response body: {}", classify(&e).1));
-                    break;
+        if !lease.body_done() {
+            // The status already arrived; a body cut short does not change the outcome.
+            match tokio::time::timeout_at(
+                deadline,
+                lease.read_body(&mut captured, MAX_RESPONSE_BODY),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    error = Some(format!("reading the response body: {}", classify(&*e).1));
                 }
                 Err(_) => {
                     error = Some(format!("reading the response body: {}", self.timed_out()));
-                    break;
                 }
             }
         }
         // Read to its end, the answer leaves its connection ready for the next request; a
         // body cut short (too large, failed, late) closes it.
-        if ended || hyper::body::Body::is_end_stream(&incoming) {
-            lease.finish();
-        }
+        lease.finish();
         let outcome = if status.is_success() {
             Outcome::Ok
         } else {
