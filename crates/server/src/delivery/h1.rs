@@ -231,7 +231,9 @@ impl Conn {
                 None => Framing::Close,
             }
         };
-        if self.framing == Framing::Close {
+        // Up to the close, or framed by both a coding and a length (RFC 9112 §6.3: the coding
+        // wins, and such an answer may be an attempt at response splitting): not kept.
+        if self.framing == Framing::Close || (coded && length.is_some()) {
             self.keep_alive = false;
         }
         Ok(Some(Head { status, headers }))
@@ -429,6 +431,12 @@ mod tests {
             // HTTP/1.0 closes unless asked to keep the connection.
             (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", false),
             (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok", "ok", true),
+            // A coding and a length: the coding wins, and the connection is not kept.
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                "ok",
+                false,
+            ),
             // An interim answer is skipped.
             (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", true),
         ] {
