@@ -1,6 +1,6 @@
 //! The bench's load generator: `connections` loops, each owning one keep-alive HTTP/1.1
-//! connection that it drives itself (the server's `delivery::client::Connection`; no pool, no
-//! connection task), POSTing bodies built with one `format!`. The generator shares the machine
+//! connection that it drives itself (hyper's client connection, as the server's
+//! `delivery::client::Connection` wraps it; no pool, no connection task), POSTing bodies built with one `format!`. The generator shares the machine
 //! with the server and the receiver, so every microsecond it spends is taken from what it
 //! measures; it is kept as lean as the receiver.
 

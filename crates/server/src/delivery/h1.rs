@@ -41,7 +41,9 @@ pub struct Head {
 enum Framing {
     /// This many bytes are left.
     Length(u64),
-    /// Chunked: in a chunk with this many bytes left (0: at a chunk-size line).
+    /// Chunked: a chunk-size line comes next.
+    ChunkSize,
+    /// Chunked: in a chunk with this many bytes left (never 0).
     Chunk(u64),
     /// Chunked, after a chunk's data: its CRLF comes next.
     ChunkEnd,
@@ -220,7 +222,7 @@ impl Conn {
             Framing::Done
         } else if coded {
             if chunked {
-                Framing::Chunk(0)
+                Framing::ChunkSize
             } else {
                 Framing::Close
             }
@@ -256,7 +258,7 @@ impl Conn {
     async fn body(&mut self, into: &mut Vec<u8>, limit: usize) -> Result<(), Error> {
         while self.framing != Framing::Done && into.len() < limit {
             match self.framing {
-                Framing::Length(left) | Framing::Chunk(left @ 1..) => {
+                Framing::Length(left) | Framing::Chunk(left) => {
                     if self.buf.is_empty() && self.fill().await? == 0 {
                         return Err("the connection closed in the answer's body".into());
                     }
@@ -272,7 +274,7 @@ impl Conn {
                         _ => Framing::Chunk(left),
                     };
                 }
-                Framing::Chunk(_) => {
+                Framing::ChunkSize => {
                     let line = self.line().await?;
                     let size = std::str::from_utf8(&line)
                         .ok()
@@ -289,7 +291,7 @@ impl Conn {
                     if !self.line().await?.is_empty() {
                         return Err("invalid answer: chunk longer than its size".into());
                     }
-                    self.framing = Framing::Chunk(0);
+                    self.framing = Framing::ChunkSize;
                 }
                 Framing::Trailers => {
                     if self.line().await?.is_empty() {
