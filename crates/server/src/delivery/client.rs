@@ -541,6 +541,60 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
+    /// A kept-alive connection that still looks idle but whose writes fail, as when the
+    /// receiver closes it just as the request goes out: reads wait, writes are refused.
+    struct ClosedUnderfoot(Arc<AtomicUsize>);
+
+    impl tokio::io::AsyncRead for ClosedUnderfoot {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl tokio::io::AsyncWrite for ClosedUnderfoot {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The idle check cannot see a close that comes after it: the write then fails, and the
+    /// request goes again on a new connection instead of failing the attempt.
+    #[tokio::test]
+    async fn a_request_a_reused_connection_could_not_send_goes_on_a_new_one() {
+        let (addr, accepted) = receiver(KEEP, None).await;
+        let client = client();
+        let writes = Arc::new(AtomicUsize::new(0));
+        lock(&client.pool.idle)
+            .entry(format!("http://{addr}").into())
+            .or_default()
+            .push_back(Idle {
+                conn: h1::Conn::new(Box::new(ClosedUnderfoot(writes.clone()))),
+                since: Instant::now(),
+            });
+        assert_eq!(post(&client, addr).await.unwrap(), (200, b"ok".to_vec()));
+        assert_eq!(writes.load(Ordering::SeqCst), 1, "the broken one was tried");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "then a new one was opened"
+        );
+    }
+
     #[tokio::test]
     async fn connection_close_is_honoured() {
         let (addr, accepted) =
