@@ -10,26 +10,16 @@
 //! outside the system calls (docs/benchmarks.md, twenty-first round; ADR 0014), hyper-util's
 //! pooled client before it a quarter of a delivery task's instructions (tenth round), reqwest
 //! a fifth of the server's CPU per delivery (fifth round).
-//!
-//! [`Connection`] is hyper's client connection, driven by its holder: the bench's load
-//! generator publishes through it.
 
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Frame, Incoming};
-use hyper::client::conn::http1;
+use hyper::Uri;
 use hyper::header::HeaderMap;
-use hyper::{Request, Response, Uri};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -41,12 +31,7 @@ use tower::Service;
 use super::guard::{AddressPolicy, GuardedResolver};
 use super::h1;
 
-/// A request body: the notification, in memory.
-pub type Body = Full<Bytes>;
-
 type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
-/// What a connection runs over: TCP, or TLS over TCP.
-pub type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
 /// An error of the client, with its causes (the resolver's among them) as sources.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -82,90 +67,6 @@ struct Pool {
 struct Idle {
     conn: h1::Conn,
     since: Instant,
-}
-
-/// One hyper HTTP/1.1 connection: the handle requests go through and the future that does its
-/// I/O, polled by whoever holds it (the bench's load loops, which keep one connection each).
-pub struct Connection {
-    sender: http1::SendRequest<Body>,
-    driver: Pin<Box<http1::Connection<Io, Body>>>,
-    /// The driver finished (closed by either side, or failed): never polled again.
-    ended: bool,
-}
-
-impl Connection {
-    /// An HTTP/1.1 connection over `io`.
-    pub async fn handshake(io: Io) -> Result<Self, Error> {
-        let (sender, driver) = http1::handshake(io).await?;
-        Ok(Self {
-            sender,
-            driver: Box::pin(driver),
-            ended: false,
-        })
-    }
-
-    /// Whether the connection has ended (closed by either side, or failed).
-    pub fn ended(&self) -> bool {
-        self.ended
-    }
-
-    /// Sends `req` and returns the answer's head and body, driving the connection meanwhile.
-    pub async fn request(&mut self, req: Request<Body>) -> Result<Response<Incoming>, Error> {
-        let Self {
-            sender,
-            driver,
-            ended,
-        } = self;
-        let mut answer = std::pin::pin!(sender.send_request(req));
-        poll_fn(|cx| {
-            // The connection first: it writes the request and reads the answer, which the
-            // request's future then finds in the same poll.
-            let ended = drive(driver, ended, cx);
-            match answer.as_mut().poll(cx) {
-                Poll::Ready(r) => Poll::Ready(r.map_err(Error::from)),
-                Poll::Pending if ended => {
-                    Poll::Ready(Err("the connection closed before the answer".into()))
-                }
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
-    }
-
-    /// The next frame of the answer's `body` (`None` at its end), the connection driven
-    /// meanwhile.
-    pub async fn frame(
-        &mut self,
-        body: &mut Incoming,
-    ) -> Option<Result<Frame<Bytes>, hyper::Error>> {
-        let mut next = std::pin::pin!(body.frame());
-        poll_fn(|cx| {
-            let ended = self.drive(cx);
-            match next.as_mut().poll(cx) {
-                Poll::Pending if ended => Poll::Ready(None),
-                other => other,
-            }
-        })
-        .await
-    }
-
-    /// Polls the connection's I/O; returns whether it has ended.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        drive(&mut self.driver, &mut self.ended, cx)
-    }
-}
-
-/// Polls a connection's future until it finishes, then never again; returns whether it has
-/// ended.
-fn drive(
-    driver: &mut Pin<Box<http1::Connection<Io, Body>>>,
-    ended: &mut bool,
-    cx: &mut Context<'_>,
-) -> bool {
-    if !*ended && driver.as_mut().poll(cx).is_ready() {
-        *ended = true;
-    }
-    *ended
 }
 
 impl std::fmt::Debug for Client {
@@ -407,7 +308,9 @@ impl ServerCertVerifier for AnyCertificate {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
