@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod fasthash;
 pub mod ids;
+pub mod limits;
 pub mod payload;
 pub mod retry;
 pub mod secret;

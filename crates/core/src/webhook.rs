@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Errors, ValidationError};
+use crate::limits;
 
 /// Whether a webhook receives notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -327,46 +328,43 @@ fn validate(
     if spec.secret.is_empty() || spec.secret.len() > 512 {
         errors.push("secret", "must be 1-512 characters");
     }
-    if spec.headers.len() > 50 {
-        errors.push("headers", "at most 50 headers");
-    }
-    for (name, value) in &spec.headers {
-        let field = format!("headers.{name}");
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            errors.push(field, "is not a valid HTTP header name");
-        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            errors.push(field, "is set by Tidings and cannot be overridden");
-        } else if value.len() > 8192 || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            errors.push(
-                field,
-                "value must be at most 8192 characters without line breaks",
-            );
-        }
-    }
-    if spec.triggers.is_empty() {
-        errors.push("triggers", "must list at least one event type");
-    }
     if spec.basic_username.is_empty()
         || spec.basic_username.contains(':')
         || spec.basic_username.len() > 256
     {
         errors.push("basicUsername", "must be 1-256 characters without ':'");
     }
-    for (i, f) in spec.extra_fields.iter().enumerate() {
-        if f.is_empty() || f.len() > 256 {
-            errors.push(format!("extraFields[{i}]"), "must be 1-256 characters");
+    if within(errors, "headers", spec.headers.len(), limits::HEADERS) {
+        check_headers(&spec.headers, errors);
+    }
+    if spec.triggers.is_empty() {
+        errors.push("triggers", "must list at least one event type");
+    } else if within(errors, "triggers", spec.triggers.len(), limits::TRIGGERS) {
+        check_triggers(&spec.triggers, known_type, errors);
+    }
+    if within(
+        errors,
+        "extraFields",
+        spec.extra_fields.len(),
+        limits::EXTRA_FIELDS,
+    ) {
+        check_names(errors, "extraFields", &spec.extra_fields);
+    }
+    for (field, ids) in [
+        ("businessUnits", &spec.business_units),
+        ("branches", &spec.branches),
+    ] {
+        if within(errors, field, ids.len(), limits::UNIT_IDS) {
+            check_names(errors, field, ids);
         }
     }
-    for (target, pointer) in &spec.field_mapping {
-        if target.is_empty() {
-            errors.push("fieldMapping", "target property names must not be empty");
-        }
-        if !(pointer.is_empty() || pointer.starts_with('/')) {
-            errors.push(
-                format!("fieldMapping.{target}"),
-                "must be a JSON pointer into the event, such as /data/status or /subjectId",
-            );
-        }
+    if within(
+        errors,
+        "fieldMapping",
+        spec.field_mapping.len(),
+        limits::FIELD_MAPPINGS,
+    ) {
+        check_field_mapping(&spec.field_mapping, errors);
     }
     if !spec.field_mapping.is_empty() && spec.data_mode == DataMode::StatusOnly {
         errors.push(
@@ -374,18 +372,101 @@ fn validate(
             "cannot be combined with dataMode statusOnly; choose one",
         );
     }
+    warnings
+}
+
+/// Whether a list of `len` entries is within `max`; names the field when it is not.
+fn within(errors: &mut Errors, field: &str, len: usize, max: usize) -> bool {
+    if len > max {
+        errors.push(field, format!("at most {max} entries (got {len})"));
+    }
+    len <= max
+}
+
+fn check_headers(headers: &BTreeMap<String, String>, errors: &mut Errors) {
+    for (name, value) in headers {
+        if name.is_empty() || name.len() > limits::NAME_BYTES || !name.bytes().all(is_token_byte) {
+            errors.push(
+                format!("headers.{}", clip(name)),
+                "is not a valid HTTP header name",
+            );
+        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            errors.push(
+                format!("headers.{name}"),
+                "is set by Tidings and cannot be overridden",
+            );
+        } else if value.len() > limits::HEADER_VALUE_BYTES
+            || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+        {
+            errors.push(
+                format!("headers.{name}"),
+                format!(
+                    "value must be at most {} characters without line breaks",
+                    limits::HEADER_VALUE_BYTES
+                ),
+            );
+        }
+    }
+}
+
+fn check_triggers(triggers: &[String], known_type: &impl Fn(&str) -> bool, errors: &mut Errors) {
     let mut seen = std::collections::HashSet::new();
-    for (i, t) in spec.triggers.iter().enumerate() {
+    for (i, t) in triggers.iter().enumerate() {
         if !known_type(t) {
             errors.push(
                 format!("triggers[{i}]"),
-                format!("unknown event type '{t}' (see GET /v1/event-types)"),
+                format!("unknown event type '{}' (see GET /v1/event-types)", clip(t)),
             );
         } else if !seen.insert(t.as_str()) {
             errors.push(format!("triggers[{i}]"), format!("'{t}' is listed twice"));
         }
     }
-    warnings
+}
+
+fn check_names(errors: &mut Errors, field: &str, names: &[String]) {
+    for (i, f) in names.iter().enumerate() {
+        if f.is_empty() || f.len() > limits::NAME_BYTES {
+            errors.push(
+                format!("{field}[{i}]"),
+                format!("must be 1-{} characters", limits::NAME_BYTES),
+            );
+        }
+    }
+}
+
+fn check_field_mapping(mapping: &BTreeMap<String, String>, errors: &mut Errors) {
+    for (target, pointer) in mapping {
+        if target.is_empty() || target.len() > limits::NAME_BYTES {
+            errors.push(
+                "fieldMapping",
+                format!(
+                    "target property names must be 1-{} characters",
+                    limits::NAME_BYTES
+                ),
+            );
+        } else if pointer.len() > limits::POINTER_BYTES {
+            errors.push(
+                format!("fieldMapping.{target}"),
+                format!(
+                    "must be a JSON pointer of at most {} characters",
+                    limits::POINTER_BYTES
+                ),
+            );
+        } else if !(pointer.is_empty() || pointer.starts_with('/')) {
+            errors.push(
+                format!("fieldMapping.{target}"),
+                "must be a JSON pointer into the event, such as /data/status or /subjectId",
+            );
+        }
+    }
+}
+
+/// A caller's text, cut to a length fit to quote back in an error.
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -484,5 +565,95 @@ mod tests {
         let input: WebhookInput =
             serde_json::from_str(r#"{"applyToAllDescendents": true}"#).unwrap();
         assert_eq!(input.apply_to_all_descendants, Some(true));
+    }
+
+    fn valid_input() -> WebhookInput {
+        WebhookInput {
+            apply_to_all_descendants: Some(false),
+            url: Some("https://x.example".into()),
+            triggers: Some(vec!["workspace-created".into()]),
+            status: Some(Status::Enabled),
+            ..Default::default()
+        }
+    }
+
+    fn fields_of(input: WebhookInput) -> Vec<(String, String)> {
+        let err = input.into_spec(known).unwrap_err();
+        err.0.into_iter().map(|e| (e.field, e.message)).collect()
+    }
+
+    #[test]
+    fn every_list_has_a_bound_named_in_one_error() {
+        let many = |n: usize| (0..n).map(|i| format!("x{i}")).collect::<Vec<_>>();
+        let input = WebhookInput {
+            triggers: Some(many(10_000)),
+            extra_fields: Some(many(limits::EXTRA_FIELDS + 1)),
+            branches: Some(many(limits::UNIT_IDS + 1)),
+            business_units: Some(many(limits::UNIT_IDS + 1)),
+            field_mapping: Some(
+                many(limits::FIELD_MAPPINGS + 1)
+                    .into_iter()
+                    .map(|t| (t, String::new()))
+                    .collect(),
+            ),
+            headers: Some(
+                many(limits::HEADERS + 1)
+                    .into_iter()
+                    .map(|h| (h, "v".to_string()))
+                    .collect(),
+            ),
+            ..valid_input()
+        };
+        let errors = fields_of(input);
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "headers",
+                "triggers",
+                "extraFields",
+                "businessUnits",
+                "branches",
+                "fieldMapping"
+            ]
+        );
+        assert_eq!(errors[1].1, "at most 100 entries (got 10000)");
+    }
+
+    #[test]
+    fn lists_at_their_bound_are_accepted() {
+        let many = |n: usize| (0..n).map(|i| format!("x{i}")).collect::<Vec<_>>();
+        let input = WebhookInput {
+            extra_fields: Some(many(limits::EXTRA_FIELDS)),
+            branches: Some(many(limits::UNIT_IDS)),
+            field_mapping: Some(
+                many(limits::FIELD_MAPPINGS)
+                    .into_iter()
+                    .map(|t| (t, "/data".to_string()))
+                    .collect(),
+            ),
+            ..valid_input()
+        };
+        assert!(input.into_spec(known).is_ok());
+    }
+
+    #[test]
+    fn long_names_and_pointers_are_refused() {
+        let input = WebhookInput {
+            field_mapping: Some(
+                [
+                    (
+                        "a".to_string(),
+                        format!("/{}", "x".repeat(limits::POINTER_BYTES)),
+                    ),
+                    ("b".repeat(limits::NAME_BYTES + 1), "/data".to_string()),
+                ]
+                .into(),
+            ),
+            branches: Some(vec![String::new()]),
+            ..valid_input()
+        };
+        let fields: Vec<String> = fields_of(input).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["branches[0]", "fieldMapping.a", "fieldMapping"]);
     }
 }

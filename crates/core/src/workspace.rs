@@ -90,13 +90,15 @@ pub struct WorkspaceInput {
     pub fields: Option<Map<String, Value>>,
 }
 
-/// Whether `id` is an acceptable workspace id: 1–128 of `[A-Za-z0-9._-]`.
+/// Whether `id` is an acceptable workspace id: 1–128 of `[A-Za-z0-9._-]`, not only dots (`.`
+/// and `..` would read as path segments in every URL that names a workspace).
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !id.bytes().all(|b| b == b'.')
 }
 
 impl WorkspaceInput {
@@ -112,7 +114,7 @@ impl WorkspaceInput {
         if !valid_id(&id) {
             errors.push(
                 "id",
-                "must be 1-128 characters of letters, digits, '.', '_' or '-'",
+                "must be 1-128 characters of letters, digits, '.', '_' or '-', not only dots",
             );
         }
         if self.name.trim().is_empty() || self.name.len() > 256 {
@@ -149,6 +151,14 @@ impl WorkspaceInput {
 }
 
 fn check_units(errors: &mut Errors, field: &str, units: &[Unit]) {
+    let max = crate::limits::UNIT_IDS;
+    if units.len() > max {
+        errors.push(
+            field,
+            format!("at most {max} entries (got {})", units.len()),
+        );
+        return;
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, u) in units.iter().enumerate() {
         if u.id.is_empty() || u.id.len() > 128 {
@@ -191,5 +201,8 @@ mod tests {
         assert!(!valid_id("a b"));
         assert!(!valid_id("a/b"));
         assert!(!valid_id(""));
+        assert!(!valid_id("."));
+        assert!(!valid_id(".."));
+        assert!(valid_id("a.b"));
     }
 }

@@ -77,6 +77,7 @@ struct RawDelivery {
     #[serde(with = "humantime_serde")]
     auto_disable_after: Duration,
     threads: usize,
+    max_payload_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +143,9 @@ pub struct DeliveryConfig {
     pub auto_disable_after: Duration,
     /// Threads of the worker's own runtime (resolved: at least 1).
     pub threads: usize,
+    /// The largest notification body a webhook's options may shape; larger ones fail as
+    /// `too_large` (SPEC §12).
+    pub max_payload_bytes: usize,
 }
 
 /// Validated configuration.
@@ -320,6 +324,12 @@ impl RawConfig {
                 format!("must be at most {MAX_DELIVERY_THREADS} (0: one per CPU core)"),
             ));
         }
+        if d.max_payload_bytes < 1024 {
+            return Err(invalid(
+                "delivery.max_payload_bytes",
+                "must be at least 1024",
+            ));
+        }
         if !tidings_core::workspace::valid_id(&self.operational.workspace) {
             return Err(invalid(
                 "operational.workspace",
@@ -362,6 +372,7 @@ impl RawConfig {
                     0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                     n => n,
                 },
+                max_payload_bytes: d.max_payload_bytes,
             },
             db_max_connections: self.database.max_connections,
             publish_batch: self.database.publish_batch.max(1),

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tidings_core::{FieldError, ValidationError};
+use tidings_core::{FieldError, ValidationError, limits};
 use tidings_store::StoreError;
 
 /// An error answered to an API caller.
@@ -67,16 +67,39 @@ impl ApiError {
 }
 
 impl From<ValidationError> for ApiError {
-    fn from(e: ValidationError) -> Self {
+    /// A 422 with one detail per invalid field, at most [`limits::ERROR_DETAILS`] of them: a
+    /// body with thousands of bad entries gets a short answer that says how many were left out.
+    fn from(mut e: ValidationError) -> Self {
+        let max = limits::ERROR_DETAILS;
+        let more = e.0.len().saturating_sub(max);
+        if more > 0 {
+            e.0.truncate(max);
+            e.0.push(FieldError {
+                field: String::new(),
+                message: format!("and {more} more problems not listed"),
+            });
+        }
+        let mut message = format!("invalid request: {}", e.summary());
+        if message.len() > MAX_MESSAGE_BYTES {
+            let cut = (0..=MAX_MESSAGE_BYTES)
+                .rev()
+                .find(|&i| message.is_char_boundary(i))
+                .unwrap_or(0);
+            message.truncate(cut);
+            message.push('…');
+        }
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "validation_failed",
-            message: format!("invalid request: {}", e.summary()),
+            message,
             details: e.0,
             www_authenticate: None,
         }
     }
 }
+
+/// The longest `message` of a 422; `details` holds each problem in full.
+const MAX_MESSAGE_BYTES: usize = 2048;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -111,3 +134,27 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_of_field_errors_make_a_short_answer() {
+        let e = ValidationError(
+            (0..10_000)
+                .map(|i| FieldError {
+                    field: format!("triggers[{i}]"),
+                    message: "unknown event type".into(),
+                })
+                .collect(),
+        );
+        let api = ApiError::from(e);
+        assert_eq!(api.details.len(), limits::ERROR_DETAILS + 1);
+        assert_eq!(
+            api.details.last().map(|d| d.message.as_str()),
+            Some("and 9900 more problems not listed")
+        );
+        assert!(api.message.len() <= MAX_MESSAGE_BYTES + "…".len());
+    }
+}

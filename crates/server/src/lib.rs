@@ -231,8 +231,7 @@ pub async fn start(
 
     let sender = Sender::new(
         AddressPolicy::new(config.allow_addresses.clone()),
-        config.delivery.timeout,
-        config.delivery.concurrency,
+        &config.delivery,
         keys.clone(),
         config.public_url.clone(),
     )

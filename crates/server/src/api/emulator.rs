@@ -14,7 +14,7 @@ use tidings_core::webhook::{Webhook, WebhookInput};
 use tidings_core::workspace::Workspace;
 
 use crate::auth::extract::Integrator;
-use crate::delivery::sender::{MAX_RESPONSE_BODY, Notification};
+use crate::delivery::sender::{MAX_RESPONSE_BODY, Notification, Outcome};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -80,6 +80,21 @@ pub async fn emulate(
             now,
         )
         .await;
+    if result.outcome == Outcome::TooLarge && result.status.is_none() {
+        // Nothing was sent: the options shape a body over `delivery.max_payload_bytes`.
+        let spec = &webhook.spec;
+        let field = if !spec.field_mapping.is_empty() {
+            "fieldMapping"
+        } else if !spec.extra_fields.is_empty() {
+            "extraFields"
+        } else {
+            "data"
+        };
+        return Err(ApiError::invalid_field(
+            field,
+            result.error.unwrap_or_default(),
+        ));
+    }
     tracing::info!(webhook = %webhook.id, outcome = result.outcome.as_str(), status = ?result.status, "emulated notification sent");
     let response = result.status.map(|status| ReportResponse {
         status,

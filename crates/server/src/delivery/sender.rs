@@ -54,6 +54,23 @@ pub struct AttemptResult {
     pub retry_after: Option<Duration>,
 }
 
+impl AttemptResult {
+    /// An attempt that ended before anything was sent.
+    pub fn unsent(outcome: Outcome, error: String) -> Self {
+        Self {
+            outcome,
+            request_body: Bytes::new(),
+            status: None,
+            request_headers: RecordedHeaders::default(),
+            response_headers: RecordedHeaders::default(),
+            response_body: String::new(),
+            duration: Duration::ZERO,
+            error: Some(error),
+            retry_after: None,
+        }
+    }
+}
+
 /// Stable outcome codes of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -179,6 +196,8 @@ pub struct Sender {
     insecure: Client,
     /// Timeout of one attempt: connecting, sending, and reading the answer.
     timeout: Duration,
+    /// The largest body a webhook's options may shape (`delivery.max_payload_bytes`).
+    max_payload_bytes: usize,
     policy: Arc<AddressPolicy>,
     keys: Arc<Keys>,
     issuer: String,
@@ -205,11 +224,11 @@ impl Sender {
 
     pub fn new(
         policy: AddressPolicy,
-        timeout: Duration,
-        concurrency: usize,
+        config: &crate::config::DeliveryConfig,
         keys: Arc<Keys>,
         issuer: String,
     ) -> Result<Self, rustls::Error> {
+        let (timeout, concurrency) = (config.timeout, config.concurrency);
         let policy = Arc::new(policy);
         // As many idle connections per host as requests can be in flight, so webhooks sharing
         // a receiver host (or one fast webhook) never reconnect per request.
@@ -223,6 +242,7 @@ impl Sender {
             verifying: client::build(&settings(true))?,
             insecure: client::build(&settings(false))?,
             timeout,
+            max_payload_bytes: config.max_payload_bytes,
             policy,
             keys,
             issuer,
@@ -281,7 +301,14 @@ impl Sender {
             spec: &webhook.spec,
             status_path: n.status_path,
             company_fields: n.company_fields,
+            max_bytes: self.max_payload_bytes,
         });
+        let built = match built {
+            Ok(built) => built,
+            Err(too_large) => {
+                return AttemptResult::unsent(Outcome::TooLarge, too_large.to_string());
+            }
+        };
         let body = built.body;
         let target = target(&self.urls, &webhook.spec.url);
         let mut headers = HeaderMap::with_capacity(8 + webhook.spec.headers.len());

@@ -6,32 +6,13 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Integrator, TestApp};
+use crate::harness::{Backend, Integrator, TestApp, eventually, get};
 use crate::receiver::TestReceiver;
 
 const WAIT: Duration = Duration::from_secs(15);
 
 fn hook(url: &str) -> Value {
     json!({"applyToAllDescendants": false, "url": url, "triggers": ["workorder.created"], "status": "enabled"})
-}
-
-async fn get(app: &TestApp, who: &Integrator, path: &str) -> Value {
-    let r = app
-        .as_integrator(who, Method::GET, path)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "{path}");
-    r.json().await.unwrap()
-}
-
-/// Polls until `check` holds (the worker records attempts asynchronously).
-async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + WAIT;
-    while !check().await {
-        assert!(Instant::now() < deadline, "condition not reached in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn the_delivery_log_shows_attempts_and_failed_deliveries_can_be_retried_and_replayed(

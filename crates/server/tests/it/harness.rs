@@ -308,3 +308,26 @@ pub async fn error_code(r: reqwest::Response) -> (StatusCode, String, Value) {
         v,
     )
 }
+
+/// `GET path` as `who`, asserting a 200; the JSON body.
+pub async fn get(app: &TestApp, who: &Integrator, path: &str) -> Value {
+    let r = app
+        .as_integrator(who, reqwest::Method::GET, path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.json().await.unwrap()
+}
+
+/// Polls until `check` holds (the worker records attempts asynchronously), for at most 15 s.
+pub async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

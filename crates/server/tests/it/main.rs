@@ -9,6 +9,7 @@ mod api_errors;
 mod catalog;
 mod delivery;
 mod engine;
+mod limits;
 mod oauth;
 mod openapi;
 mod operator;
