@@ -16,6 +16,9 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use serde_json::{Value, json};
 
+mod common;
+use common::pg_url;
+
 const OPERATOR_KEY: &str = "process-test-operator-key-0123";
 const PUBLIC_URL: &str = "http://tidings.test";
 
@@ -130,23 +133,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-async fn pg_url() -> String {
-    use sqlx::Connection;
-    let base = std::env::var("TIDINGS_TEST_DATABASE_URL").expect("TIDINGS_TEST_DATABASE_URL");
-    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let schema = format!("it_{now}_p{}", rand::rng().random_range(0..u32::MAX));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
 fn settings(data_dir: &std::path::Path, database_url: Option<&str>) -> Vec<(String, String)> {

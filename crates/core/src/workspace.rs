@@ -59,6 +59,10 @@ pub struct Workspace {
     pub parent_id: Option<String>,
     pub plan: String,
     pub integration_enabled: bool,
+    /// The portal's "Event Notifications (Webhooks)" switch: while off, no webhook of this
+    /// workspace is notified, whatever each webhook's own `status` (which it keeps).
+    #[serde(default = "enabled")]
+    pub notifications_enabled: bool,
     pub branches: Vec<Unit>,
     pub business_units: Vec<Unit>,
     pub fields: Map<String, Value>,
@@ -82,12 +86,19 @@ pub struct WorkspaceInput {
     pub plan: Option<String>,
     #[serde(default)]
     pub integration_enabled: Option<bool>,
+    /// Default true.
+    #[serde(default)]
+    pub notifications_enabled: Option<bool>,
     #[serde(default)]
     pub branches: Option<Vec<Unit>>,
     #[serde(default)]
     pub business_units: Option<Vec<Unit>>,
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// Whether `id` is an acceptable workspace id: 1–128 of `[A-Za-z0-9._-]`, not only dots (`.`
@@ -142,6 +153,7 @@ impl WorkspaceInput {
             parent_id: self.parent_id,
             plan: self.plan.unwrap_or_else(|| default_plan.to_string()),
             integration_enabled: self.integration_enabled.unwrap_or(false),
+            notifications_enabled: self.notifications_enabled.unwrap_or(true),
             branches,
             business_units,
             fields: self.fields.unwrap_or_default(),

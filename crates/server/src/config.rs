@@ -93,6 +93,17 @@ struct RawRetention {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawConsole {
+    enabled: bool,
+    #[serde(with = "humantime_serde")]
+    session_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    portal_link_ttl: Duration,
+    frame_ancestors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawOperational {
     workspace: String,
 }
@@ -120,6 +131,7 @@ struct RawConfig {
     plans: BTreeMap<String, Plan>,
     oauth: RawOauth,
     delivery: RawDelivery,
+    console: RawConsole,
     database: RawDatabase,
     operational: RawOperational,
     retention: RawRetention,
@@ -171,6 +183,18 @@ pub struct Config {
     /// Workspace of Tidings' operational events.
     pub operational_workspace: String,
     pub retention: RetentionConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The web console (docs/console.md).
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    pub session_ttl: Duration,
+    /// Default lifetime of a portal link.
+    pub portal_link_ttl: Duration,
+    /// Origins allowed to frame the console (CSP `frame-ancestors`), validated.
+    pub frame_ancestors: Vec<String>,
 }
 
 /// How long finished work is kept.
@@ -336,6 +360,7 @@ impl RawConfig {
                 "must be a valid workspace id",
             ));
         }
+        let console = self.console.validate()?;
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
@@ -382,6 +407,47 @@ impl RawConfig {
                 failed: self.retention.failed,
                 interval: self.retention.interval.max(Duration::from_millis(10)),
             },
+            console,
+        })
+    }
+}
+
+impl RawConsole {
+    fn validate(self) -> Result<ConsoleConfig, ConfigError> {
+        if self.session_ttl < Duration::from_secs(60) {
+            return Err(invalid("console.session_ttl", "must be at least 1m"));
+        }
+        if !(Duration::from_secs(30)..=Duration::from_secs(86_400)).contains(&self.portal_link_ttl)
+        {
+            return Err(invalid(
+                "console.portal_link_ttl",
+                "must be between 30s and 24h",
+            ));
+        }
+        let frame_ancestors = self
+            .frame_ancestors
+            .iter()
+            .map(|o| {
+                let url = url::Url::parse(o).ok().filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some()
+                        && u.path() == "/"
+                        && u.query().is_none()
+                });
+                url.map(|u| u.origin().ascii_serialization())
+                    .ok_or_else(|| {
+                        invalid(
+                            "console.frame_ancestors",
+                            format!("'{o}' is not an origin such as https://app.example.com"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ConsoleConfig {
+            enabled: self.enabled,
+            session_ttl: self.session_ttl,
+            portal_link_ttl: self.portal_link_ttl,
+            frame_ancestors,
         })
     }
 }

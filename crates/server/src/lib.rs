@@ -10,9 +10,11 @@ pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod metrics;
 pub mod schemas;
 pub mod state;
@@ -76,6 +78,7 @@ async fn ensure_operational_workspace(
         parent_id: None,
         plan: config.default_plan.clone(),
         integration_enabled: true,
+        notifications_enabled: true,
         branches: Vec::new(),
         business_units: Vec::new(),
         fields: Default::default(),
@@ -119,6 +122,14 @@ async fn retention(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = ?e, "retention pass failed"),
+        }
+        // Portal links are kept a day past their expiry, so a late click is told "used or
+        // expired" rather than nothing.
+        if let Err(e) = store
+            .console_prune(now, now.saturating_sub(86_400_000))
+            .await
+        {
+            tracing::warn!(error = ?e, "pruning console sessions failed");
         }
     }
 }
@@ -269,6 +280,14 @@ pub async fn start(
         clock.clone(),
         shutdown.clone(),
     ));
+    let history = history::History::default();
+    tasks.spawn(history::sample(
+        store.clone(),
+        metrics.clone(),
+        history.clone(),
+        clock.clone(),
+        shutdown.clone(),
+    ));
 
     let public_url = config.public_url.clone();
     let state = AppState(Arc::new(Inner {
@@ -282,6 +301,7 @@ pub async fn start(
         schemas: Default::default(),
         cache: crate::cache::Cache::for_store(&store),
         metrics: metrics.clone(),
+        history,
         wake: wake_api,
     }));
     let app = api::router(state);

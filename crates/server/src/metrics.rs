@@ -29,6 +29,10 @@ pub struct Metrics {
     attempts: Family<OutcomeLabel, Counter>,
     latency: Histogram,
     disabled: Counter,
+    /// Attempts and the microseconds they took, counted where the histogram observes them
+    /// (the histogram itself does not expose its sum): the console's health charts.
+    attempt_count: Counter,
+    attempt_micros: Counter,
     /// Requests in flight per webhook on this node (kept by the worker).
     pub in_flight: Arc<Mutex<HashMap<String, usize>>>,
 }
@@ -74,6 +78,8 @@ impl Default for Metrics {
             attempts,
             latency,
             disabled,
+            attempt_count: Counter::default(),
+            attempt_micros: Counter::default(),
             in_flight: Arc::default(),
         }
     }
@@ -91,6 +97,26 @@ impl Metrics {
             })
             .inc();
         self.latency.observe(duration.as_secs_f64());
+        self.attempt_count.inc();
+        self.attempt_micros
+            .inc_by(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Attempts made, attempts with outcome `ok`, and seconds spent in attempts, since start
+    /// (the numbers behind `tidings_delivery_attempts_total` and
+    /// `tidings_attempt_duration_seconds`).
+    pub fn attempt_totals(&self) -> (u64, u64, f64) {
+        let ok = self
+            .attempts
+            .get(&OutcomeLabel {
+                outcome: "ok".to_string(),
+            })
+            .map_or(0, |c| c.get());
+        (
+            self.attempt_count.get(),
+            ok,
+            self.attempt_micros.get() as f64 / 1e6,
+        )
     }
 
     pub fn webhook_disabled(&self) {

@@ -25,6 +25,8 @@ pub struct Inner {
     /// Wakes the delivery worker (after a retry or replay).
     pub wake: Arc<tokio::sync::Notify>,
     pub metrics: crate::metrics::Metrics,
+    /// The last hour of the metrics, for the console's health charts.
+    pub history: crate::history::History,
     /// Short-lived caches of the publish path.
     pub cache: crate::cache::Cache,
     /// Compiled JSON Schemas of event types.

@@ -248,6 +248,24 @@ forward! {
     fn prune(&self, succeeded_before: i64, events_before: i64, batch: i64) -> Result<PruneReport>;
     /// Pending deliveries (due or not); for readiness output and tests.
     fn pending_count(&self) -> Result<i64>;
+
+    /// Stores a console session under the SHA-256 of its cookie.
+    fn session_create(&self, token_hash: &str, session: &ConsoleSession) -> Result<()>;
+    /// The unexpired session of this cookie hash.
+    fn session_get(&self, token_hash: &str, now: i64) -> Result<Option<ConsoleSession>>;
+    fn session_delete(&self, token_hash: &str) -> Result<()>;
+    /// Stores a one-time portal link under the SHA-256 of its token.
+    fn portal_link_create(&self, token_hash: &str, link: &PortalLink, now: i64, expires_at: i64) -> Result<()>;
+    /// Uses the link if it is unused and unexpired (once, across all nodes).
+    fn portal_link_redeem(&self, token_hash: &str, now: i64) -> Result<Option<PortalLink>>;
+    /// Deletes expired sessions, and links that expired before `links_before`.
+    fn console_prune(&self, now: i64, links_before: i64) -> Result<u64>;
+    /// Events newest first by filter, examining a bounded number of rows per call.
+    fn event_search(&self, filter: &EventFilter, cursor: Option<&str>, limit: i64) -> Result<Page<EventRecord>>;
+    /// The child workspaces of a channel, at most `limit`.
+    fn workspace_children(&self, parent_id: &str, limit: i64) -> Result<Vec<Workspace>>;
+    /// Disabled and failing webhooks of every workspace.
+    fn webhooks_troubled(&self, limit: i64) -> Result<Vec<TroubledWebhook>>;
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -439,6 +457,7 @@ pub mod sqlite {
     }
 
     include!("queries.rs");
+    include!("console_queries.rs");
 }
 
 pub mod postgres {
@@ -479,5 +498,6 @@ pub mod postgres {
     }
 
     include!("queries.rs");
+    include!("console_queries.rs");
     include!("queue_sqlx.rs");
 }

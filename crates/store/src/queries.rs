@@ -6,7 +6,7 @@
 use sqlx::Row;
 use crate::queue::{Cols, EVENT_COLS, WEBHOOK_COLS};
 
-const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at";
+const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, notifications_enabled, branches, business_units, fields, created_at";
 const CLIENT_COLS: &str = "client_id, workspace_id, name, secret_hash, generation, created_at, regenerated_at";
 
 const DELIVERY_COLS: &str = "id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, last_status, last_outcome, created_at, updated_at";
@@ -21,6 +21,7 @@ fn workspace_from_row(row: &DbRow) -> Result<Workspace> {
         parent_id: row.try_get("parent_id")?,
         plan: row.try_get("plan")?,
         integration_enabled: row.try_get("integration_enabled")?,
+        notifications_enabled: row.try_get("notifications_enabled")?,
         branches: parse_json::<Vec<Unit>>("branches", &row.try_get::<String, _>("branches")?)?,
         business_units: parse_json::<Vec<Unit>>(
             "business_units",
@@ -187,8 +188,8 @@ impl SqlStore {
 
     pub(crate) async fn workspace_create(&self, ws: &Workspace) -> Result<()> {
         sqlx::query(
-            "INSERT INTO workspaces (id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+            "INSERT INTO workspaces (id, name, kind, parent_id, plan, integration_enabled, branches, business_units, fields, created_at, updated_at, notifications_enabled) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
         )
         .bind(&ws.id)
         .bind(&ws.name)
@@ -200,6 +201,7 @@ impl SqlStore {
         .bind(json_text(&ws.business_units))
         .bind(json_text(&ws.fields))
         .bind(ws.created_at)
+        .bind(ws.notifications_enabled)
         .execute(&self.write)
         .await
         .map_err(|e| conflict_or(e, "a workspace with this id exists"))?;
@@ -229,7 +231,7 @@ impl SqlStore {
     pub(crate) async fn workspace_update(&self, ws: &Workspace) -> Result<()> {
         let r = sqlx::query(
             "UPDATE workspaces SET name = $2, kind = $3, parent_id = $4, plan = $5, integration_enabled = $6, \
-             branches = $7, business_units = $8, fields = $9, updated_at = $10 WHERE id = $1",
+             branches = $7, business_units = $8, fields = $9, updated_at = $10, notifications_enabled = $11 WHERE id = $1",
         )
         .bind(&ws.id)
         .bind(&ws.name)
@@ -241,6 +243,7 @@ impl SqlStore {
         .bind(json_text(&ws.business_units))
         .bind(json_text(&ws.fields))
         .bind(ws.created_at.max(0))
+        .bind(ws.notifications_enabled)
         .execute(&self.write)
         .await?;
         if r.rows_affected() == 0 {

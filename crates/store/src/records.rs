@@ -180,3 +180,43 @@ pub struct PruneReport {
     pub attempts: u64,
     pub events: u64,
 }
+
+/// A console session (docs/console.md). The cookie's value exists only as its SHA-256, the
+/// key this record is found by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleSession {
+    /// `operator` or `portal`.
+    pub kind: String,
+    /// A portal session's workspace (for a channel, its children too); `None` for the operator.
+    pub workspace_id: Option<String>,
+    /// Where the portal's "back" link leads (the operator's product).
+    pub return_url: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What a redeemed portal link opens: a session on this workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalLink {
+    pub workspace_id: String,
+    pub return_url: Option<String>,
+}
+
+/// Which events an operator looks for (every part optional).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub workspace_id: Option<String>,
+    pub kind: Option<String>,
+    /// Created at or after (Unix ms).
+    pub since: Option<i64>,
+    /// Created before (Unix ms).
+    pub until: Option<i64>,
+}
+
+/// A webhook that is failing (no success since `failing_since`) or disabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TroubledWebhook {
+    pub webhook: Webhook,
+    pub failing_since: Option<i64>,
+    pub last_success_at: Option<i64>,
+}

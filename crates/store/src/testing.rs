@@ -174,6 +174,7 @@ async fn with_webhooks(store: Store, n: usize) -> Store {
             parent_id: None,
             plan: "free".into(),
             integration_enabled: true,
+            notifications_enabled: true,
             branches: vec![],
             business_units: vec![],
             fields: Default::default(),

@@ -29,6 +29,8 @@ pub enum Auth {
     Integrator,
     /// `/oauth/token`: client credentials in the body or HTTP Basic.
     Client,
+    /// A portal session's cookie (docs/console.md), acting on its own workspace.
+    Portal,
 }
 
 /// The documentation of one operation.
@@ -184,6 +186,7 @@ pub fn openapi(ops: &[Op]) -> Value {
             Auth::Operator => operation["security"] = json!([{"operatorKey": []}]),
             Auth::Integrator => operation["security"] = json!([{"oauth2": []}]),
             Auth::Client => operation["security"] = json!([{}, {"clientBasic": []}]),
+            Auth::Portal => operation["security"] = json!([{"portalSession": []}]),
         }
         if let Some(req) = op.request {
             let media = if op.auth == Auth::Client {
@@ -223,7 +226,8 @@ pub fn openapi(ops: &[Op]) -> Value {
             "securitySchemes": {
                 "operatorKey": {"type": "http", "scheme": "bearer", "description": "The operator API key."},
                 "oauth2": {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {}}}},
-                "clientBasic": {"type": "http", "scheme": "basic", "description": "client_id:client_secret (RFC 6749 §2.3.1)."}
+                "clientBasic": {"type": "http", "scheme": "basic", "description": "client_id:client_secret (RFC 6749 §2.3.1)."},
+                "portalSession": {"type": "apiKey", "in": "cookie", "name": "tidings_portal", "description": "A portal session (docs/console.md); state changes also carry its X-CSRF-Token header."}
             }
         }
     })

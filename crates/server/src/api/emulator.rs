@@ -19,14 +19,33 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-/// What to emulate: an event type (default: the webhook's first trigger) and its data
-/// (default: the type's sample).
+/// What to emulate: an event type (default: the webhook's first trigger), its data (default:
+/// the type's sample), and the branch or business unit the event is of (default: none).
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TestInput {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub data: Option<Value>,
+    /// A branch id of the workspace.
+    pub branch_id: Option<String>,
+    /// A business unit id of the workspace.
+    pub business_unit_id: Option<String>,
+}
+
+/// `id`, if given, must be one of `units` (a workspace's branches or business units).
+fn known_unit(
+    field: &str,
+    id: Option<String>,
+    units: &[tidings_core::workspace::Unit],
+) -> ApiResult<Option<String>> {
+    match id.filter(|i| !i.is_empty()) {
+        Some(i) if !units.iter().any(|u| u.id == i) => Err(ApiError::invalid_field(
+            field,
+            format!("the workspace has no such id '{i}'"),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// Sends the notification and describes what happened.
@@ -51,14 +70,20 @@ pub async fn emulate(
     if !data.is_object() {
         return Err(ApiError::invalid_field("data", "must be a JSON object"));
     }
+    let branch_id = known_unit("branchId", input.branch_id, &workspace.branches)?;
+    let business_unit_id = known_unit(
+        "businessUnitId",
+        input.business_unit_id,
+        &workspace.business_units,
+    )?;
     let now = state.clock.now_ms();
     let event = Event {
         id: ids::event_id(),
         kind: kind.clone(),
         workspace_id: workspace.id.clone(),
         data: data.to_string(),
-        branch_id: None,
-        business_unit_id: None,
+        branch_id,
+        business_unit_id,
         subject_id: None,
         sender: None,
         origin_client_id: None,
@@ -180,7 +205,7 @@ async fn emulator(
         updated: now,
         disabled_reason: None,
         previous_secret: None,
-        owner_client_id: Some(who.claims.client_id.clone()),
+        owner_client_id: who.client_id.clone(),
         created_at: now,
     };
     emulate(&state, &who.workspace, &webhook, test)

@@ -67,11 +67,14 @@ async fn prepare(
             format!("no workspace '{}'", event.workspace_id),
         ));
     }
-    // A webhook receives events only while its own workspace may integrate.
+    // A webhook receives events only while its own workspace may integrate and has its
+    // notifications on.
     let workspace_chain: Vec<String> = chain
         .iter()
         .filter(|w| {
-            w.integration_enabled && state.config.plan(&w.plan).is_some_and(|p| p.integration)
+            w.integration_enabled
+                && w.notifications_enabled
+                && state.config.plan(&w.plan).is_some_and(|p| p.integration)
         })
         .map(|w| w.id.clone())
         .collect();

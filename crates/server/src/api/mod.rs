@@ -10,7 +10,9 @@ mod event_types;
 mod events;
 mod health;
 mod keys;
+mod monitoring;
 mod oauth;
+mod portal;
 mod webhooks;
 mod workspaces;
 
@@ -76,6 +78,9 @@ pub fn routes() -> doc::Routes {
         .merge(webhooks::routes())
         .merge(emulator::routes())
         .merge(deliveries::routes())
+        .merge(portal::routes())
+        .merge(monitoring::routes())
+        .merge(crate::console::sessions::routes())
 }
 
 /// The OpenAPI 3.1 document of every route, `/openapi.json` included.
@@ -107,8 +112,10 @@ pub fn router(state: AppState) -> axum::Router {
             async move { axum::Json((*document).clone()) }
         }),
     );
+    let pages = crate::console::pages(&state);
     routes
         .router
+        .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -148,7 +148,7 @@ async fn create(
         updated: now,
         disabled_reason: None,
         previous_secret: None,
-        owner_client_id: Some(who.claims.client_id.clone()),
+        owner_client_id: who.client_id.clone(),
         created_at: now,
     };
     state.store.webhook_create(&webhook).await?;

@@ -152,8 +152,12 @@ async fn patch_one(
 async fn save(
     state: &AppState,
     existing: Workspace,
-    input: WorkspaceInput,
+    mut input: WorkspaceInput,
 ) -> ApiResult<Json<Value>> {
+    // The portal's switch belongs to the integrator: a PUT that does not name it keeps it.
+    input.notifications_enabled = input
+        .notifications_enabled
+        .or(Some(existing.notifications_enabled));
     if input.id.as_ref().is_some_and(|i| i != &existing.id) {
         return Err(ApiError::invalid_field("id", "cannot be changed"));
     }
@@ -185,9 +189,46 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A configured plan (plans live in the configuration, not the database).
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanView {
+    pub name: String,
+    pub integration: bool,
+    pub max_webhooks: i64,
+    /// The plan new workspaces get when none is named.
+    pub default: bool,
+}
+
+async fn plans(_: Operator, State(state): State<AppState>) -> Json<Value> {
+    let data: Vec<PlanView> = state
+        .config
+        .plans
+        .iter()
+        .map(|(name, p)| PlanView {
+            name: name.clone(),
+            integration: p.integration,
+            max_webhooks: p.max_webhooks,
+            default: *name == state.config.default_plan,
+        })
+        .collect();
+    Json(json!({"data": data, "nextCursor": null}))
+}
+
 pub fn routes() -> Routes {
     let one = "/v1/admin/workspaces/{id}";
     Routes::new()
+        .add(
+            Op::new(
+                "get",
+                "/v1/admin/plans",
+                "operator",
+                Auth::Operator,
+                "The configured plans",
+            )
+            .returns::<PageOf<PlanView>>(200, "Every plan (one page)"),
+            get(plans),
+        )
         .add(
             Op::new(
                 "post",

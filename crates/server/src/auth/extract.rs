@@ -1,12 +1,15 @@
 //! Request extractors for the two kinds of caller: the operator (API key) and integrators
-//! (OAuth access token plus the `Workspace` header).
+//! (OAuth access token plus the `Workspace` header). Each also accepts the console's session
+//! cookie of its kind ([`super::session`]) when the request has no `Authorization` header, so
+//! the console uses the same handlers as every other caller.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tidings_core::secret;
 use tidings_core::workspace::Workspace;
 
-use super::tokens::{self, AccessClaims, Rejection};
+use super::session::{self, Kind};
+use super::tokens::{self, Rejection};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -36,6 +39,13 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !has_authorization(parts)
+            && session::from_request(parts, state, Kind::Operator)
+                .await?
+                .is_some()
+        {
+            return Ok(Operator);
+        }
         let key = bearer(parts)?;
         if secret::verify(key, &state.operator_key_hash) {
             Ok(Operator)
@@ -45,12 +55,20 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-/// A request authenticated with an integration client's access token, scoped to the
-/// workspace named in the `Workspace` header.
+fn has_authorization(parts: &Parts) -> bool {
+    parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+}
+
+/// A request authenticated with an integration client's access token (or a portal session),
+/// scoped to the workspace named in the `Workspace` header.
 #[derive(Debug, Clone)]
 pub struct Integrator {
-    pub claims: AccessClaims,
-    /// The workspace the request acts on: the client's own or one of its descendants.
+    /// The client whose token made the request; `None` for a portal session (a person, not a
+    /// client: what it creates belongs to no client, so no echo rule applies to it).
+    pub client_id: Option<String>,
+    /// The workspace the request acts on: the caller's own or one of its descendants.
     pub workspace: Workspace,
 }
 
@@ -58,20 +76,13 @@ impl FromRequestParts<AppState> for Integrator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        let claims = tokens::check(
-            &state.keys,
-            token,
-            &state.config.public_url,
-            &state.config.audiences,
-            state.clock.now_secs(),
-        )
-        .map_err(|r| ApiError::unauthorized(r.message()))?;
-        let client = state.store.client_get(&claims.client_id).await?;
-        match client {
-            Some(c) if c.generation == claims.generation && c.workspace_id == claims.sub => {}
-            _ => return Err(ApiError::unauthorized(Rejection::Revoked.message())),
-        }
+        let (own_id, client_id) = match portal_session(parts, state).await? {
+            Some(s) => (s, None),
+            None => {
+                let (sub, client) = client_token(parts, state).await?;
+                (sub, Some(client))
+            }
+        };
         let header = parts
             .headers
             .get("workspace")
@@ -97,7 +108,7 @@ impl FromRequestParts<AppState> for Integrator {
             ));
         }
         let chain = state.store.workspace_chain(&header).await?;
-        let Some(own) = chain.iter().find(|w| w.id == claims.sub) else {
+        let Some(own) = chain.iter().find(|w| w.id == own_id) else {
             return Err(ApiError::forbidden(
                 "forbidden_workspace",
                 format!(
@@ -110,7 +121,67 @@ impl FromRequestParts<AppState> for Integrator {
             .into_iter()
             .next()
             .expect("chain holds the header's workspace");
-        Ok(Integrator { claims, workspace })
+        Ok(Integrator {
+            client_id,
+            workspace,
+        })
+    }
+}
+
+/// The workspace of the request's portal session, when it has no `Authorization` header and
+/// carries a portal cookie.
+async fn portal_session(parts: &Parts, state: &AppState) -> Result<Option<String>, ApiError> {
+    if has_authorization(parts) {
+        return Ok(None);
+    }
+    Ok(session::from_request(parts, state, Kind::Portal)
+        .await?
+        .and_then(|s| s.workspace_id))
+}
+
+/// The workspace and client of a valid access token.
+async fn client_token(parts: &Parts, state: &AppState) -> Result<(String, String), ApiError> {
+    let token = bearer(parts)?;
+    let claims = tokens::check(
+        &state.keys,
+        token,
+        &state.config.public_url,
+        &state.config.audiences,
+        state.clock.now_secs(),
+    )
+    .map_err(|r| ApiError::unauthorized(r.message()))?;
+    let client = state.store.client_get(&claims.client_id).await?;
+    match client {
+        Some(c) if c.generation == claims.generation && c.workspace_id == claims.sub => {
+            Ok((claims.sub, claims.client_id))
+        }
+        _ => Err(ApiError::unauthorized(Rejection::Revoked.message())),
+    }
+}
+
+/// A portal session acting on its own workspace (the integration widget): no `Workspace`
+/// header, and no integration check, since turning integration on is what it may be here for.
+#[derive(Debug, Clone)]
+pub struct Portal {
+    pub workspace: Workspace,
+    pub session: tidings_store::ConsoleSession,
+}
+
+impl FromRequestParts<AppState> for Portal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let session = session::from_request(parts, state, Kind::Portal)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized("this endpoint needs a portal session (docs/console.md)")
+            })?;
+        let workspace = match &session.workspace_id {
+            Some(id) => state.store.workspace_get(id).await?,
+            None => None,
+        }
+        .ok_or_else(|| ApiError::unauthorized("the portal's workspace no longer exists"))?;
+        Ok(Portal { workspace, session })
     }
 }
 

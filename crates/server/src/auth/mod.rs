@@ -4,4 +4,5 @@
 pub mod extract;
 pub mod keys;
 pub mod operator;
+pub mod session;
 pub mod tokens;

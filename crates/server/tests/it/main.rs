@@ -7,6 +7,7 @@ mod receiver;
 
 mod api_errors;
 mod catalog;
+mod console;
 mod delivery;
 mod engine;
 mod limits;

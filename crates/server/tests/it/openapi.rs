@@ -51,6 +51,20 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/deliveries/{id}/retry"),
     ("post", "/v1/settings/webhooks/{id}/replay"),
     ("get", "/v1/events/{id}"),
+    ("get", "/v1/admin/plans"),
+    ("post", "/v1/admin/workspaces/{id}/portal-sessions"),
+    ("get", "/v1/admin/health"),
+    ("get", "/v1/admin/events"),
+    ("get", "/v1/settings/webhooks/{id}/stats"),
+    ("get", "/v1/portal/workspace"),
+    ("patch", "/v1/portal/workspace"),
+    ("post", "/v1/portal/credentials"),
+    ("post", "/console/session/operator"),
+    ("get", "/console/session/operator"),
+    ("delete", "/console/session/operator"),
+    ("post", "/console/session/portal"),
+    ("get", "/console/session/portal"),
+    ("delete", "/console/session/portal"),
 ];
 
 fn refs(v: &Value, out: &mut Vec<String>) {
