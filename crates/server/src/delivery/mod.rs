@@ -15,7 +15,6 @@
 mod claims;
 pub mod client;
 pub mod guard;
-mod h1;
 pub mod handoff;
 pub mod recorded;
 pub mod sender;

@@ -109,7 +109,7 @@ type TokenCache = HashMap<String, (Arc<str>, HeaderValue, i64)>;
 struct Target {
     /// Where and what to ask (`None`: the URL is no valid HTTP URI).
     route: Option<Route>,
-    /// The URL's origin: a bearer token's audience, and the key of its kept-alive connections.
+    /// The URL's origin: a bearer token's audience.
     origin: Arc<str>,
     /// The host, when it is an IP literal (never resolved, so checked before sending).
     ip: Option<IpAddr>,
@@ -118,27 +118,15 @@ struct Target {
 /// A request's way to its receiver, worked out once per URL.
 #[derive(Debug)]
 struct Route {
-    /// Scheme and authority: what the connector connects to.
-    connect: hyper::Uri,
-    /// The path and query (origin form), as the request line carries it.
-    path: hyper::Uri,
+    /// The absolute URI: where to connect, the pool's key, and the request line's path.
+    uri: hyper::Uri,
     /// The `Host` header: the host, and the port unless it is the scheme's default.
     host: HeaderValue,
 }
 
 impl Route {
-    fn of(uri: &hyper::Uri) -> Option<Self> {
+    fn of(uri: hyper::Uri) -> Option<Self> {
         let (scheme, authority) = (uri.scheme()?, uri.authority()?);
-        let connect = hyper::Uri::builder()
-            .scheme(scheme.clone())
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .ok()?;
-        let path = match uri.path_and_query() {
-            Some(p) if p.as_str() != "/" => hyper::Uri::from(p.clone()),
-            _ => hyper::Uri::from_static("/"),
-        };
         let default_port = match scheme.as_str() {
             "https" => 443,
             _ => 80,
@@ -148,9 +136,8 @@ impl Route {
             _ => authority.host().to_string(),
         };
         Some(Self {
-            connect,
-            path,
             host: HeaderValue::from_str(&host).ok()?,
+            uri,
         })
     }
 }
@@ -385,26 +372,19 @@ impl Sender {
             Toggle::Enabled => &self.verifying,
             Toggle::Disabled => &self.insecure,
         };
-        let Some((route, origin)) = target
-            .as_ref()
-            .and_then(|t| Some((t.route.as_ref()?, &t.origin)))
-        else {
+        let Some(route) = target.as_ref().and_then(|t| t.route.as_ref()) else {
             return fail(
                 Outcome::Connect,
                 "the webhook URL is not a valid HTTP URL".into(),
             );
         };
-        // As hyper-util did: a `Host` the request carries wins (validation refuses one in a
-        // webhook's headers, so this is the URL's).
+        // A `Host` the request carries wins (validation refuses one in a webhook's headers, so
+        // this is the URL's).
         headers.entry(HOST).or_insert_with(|| route.host.clone());
-        let path = route.path.path_and_query().map_or("/", |p| p.as_str());
         // One deadline for the whole attempt: connecting, sending, the answer and its body.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let sent = tokio::time::timeout_at(
-            deadline,
-            client.send(origin, &route.connect, path, &headers, &request_body),
-        );
-        let (head, mut lease) = match sent.await {
+        let sent = client.send(&route.uri, &headers, &request_body);
+        let response = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let (outcome, message) = classify(&*e);
@@ -412,6 +392,7 @@ impl Sender {
             }
             Err(_) => return fail(Outcome::Timeout, self.timed_out()),
         };
+        let (head, mut body) = response.into_parts();
         let status = head.status;
         let retry_after = head
             .headers
@@ -422,15 +403,15 @@ impl Sender {
         let mut captured: Vec<u8> = Vec::new();
         let mut error = None;
         // A body known to be empty (`204`, `Content-Length: 0`) is not read: no timer for it.
-        if !lease.body_done() {
+        if !hyper::body::Body::is_end_stream(&body) {
             // The status already arrived; a body cut short does not change the outcome.
             match tokio::time::timeout_at(
                 deadline,
-                lease.read_body(&mut captured, MAX_RESPONSE_BODY),
+                client::read_body(&mut body, &mut captured, MAX_RESPONSE_BODY),
             )
             .await
             {
-                Ok(Ok(())) => {}
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     error = Some(format!("reading the response body: {}", classify(&*e).1));
                 }
@@ -440,8 +421,8 @@ impl Sender {
             }
         }
         // Read to its end, the answer leaves its connection ready for the next request; a
-        // body cut short (too large, failed, late) closes it.
-        lease.finish();
+        // body cut short (too large, failed, late) is dropped here, and hyper closes it.
+        drop(body);
         let outcome = if status.is_success() {
             Outcome::Ok
         } else {
@@ -488,7 +469,7 @@ fn target(cache: &Mutex<UrlCache>, url: &str) -> Option<Arc<Target>> {
             .as_str()
             .parse::<hyper::Uri>()
             .ok()
-            .and_then(|u| Route::of(&u)),
+            .and_then(Route::of),
     });
     if cache.len() >= CACHE_BOUND {
         cache.clear();
@@ -573,12 +554,11 @@ mod tests {
         assert_eq!(&*a.origin, "https://hooks.example.com:8443");
         assert_eq!(a.ip, None);
         let route = a.route.as_ref().unwrap();
-        assert_eq!(route.connect, "https://hooks.example.com:8443/");
-        assert_eq!(route.path, "/in?x=1");
+        assert_eq!(route.uri, "https://hooks.example.com:8443/in?x=1");
         assert_eq!(route.host, "hooks.example.com:8443");
         let plain = target(&cache, "https://hooks.example.com:443").unwrap();
         let route = plain.route.as_ref().unwrap();
-        assert_eq!(route.path, "/");
+        assert_eq!(route.uri.path(), "/");
         assert_eq!(
             route.host, "hooks.example.com",
             "the default port is left out"
