@@ -368,12 +368,6 @@ pub mod sqlite {
             ))
         })?;
         let database = data_dir.join("tidings.db");
-        // Before the first connection of this process (see `tidings_walvfs::pcache`).
-        if !tidings_walvfs::pcache::install() {
-            tracing::debug!(
-                "SQLite was in use before the store opened: its page cache runs unwrapped"
-            );
-        }
         // Before any connection attaches it (see `webhook_index`).
         let index = crate::webhook_index::prepare(data_dir, &database)?;
         let attach = crate::webhook_index::attach_sql(&index)?;

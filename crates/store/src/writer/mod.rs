@@ -34,11 +34,9 @@ const MAX_WORK: usize = 64;
 
 /// The writer's SQLite page cache, in KiB. What it reads again and again is cached above SQLite
 /// (`cache`), so its pages are mostly the ones it writes: the right edges of the tables and
-/// indexes (the per-webhook index is merged on another thread, `webhook_index`). It became this
-/// small when SQLite still walked the whole page cache after most b-tree splits, and a cache four
-/// times larger cost ~20% more writer CPU per event (docs/benchmarks.md, seventh round); the
-/// walk is gone where `tidings_walvfs::pcache` is installed (ADR 0011), and the small cache
-/// still keeps the RSS of a large backlog down.
+/// indexes. Small on purpose: SQLite walks its whole page cache after some b-tree splits, so a
+/// cache four times larger cost ~20% more writer CPU per event (docs/benchmarks.md); a small one
+/// also keeps the RSS of a large backlog down.
 const WRITER_CACHE_KIB: i64 = 8_000;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
