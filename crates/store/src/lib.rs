@@ -17,7 +17,6 @@ pub mod handoff;
 pub mod publisher;
 mod queue;
 mod records;
-mod webhook_index;
 mod writer;
 
 #[cfg(test)]
@@ -142,7 +141,6 @@ impl Store {
             Self::Sqlite(s) => {
                 s.close_writer().await;
                 s.close().await;
-                s.finish_index().await;
             }
             Self::Postgres(s) => s.close().await,
         }
@@ -299,9 +297,6 @@ pub mod sqlite {
 
     type Db = sqlx::Sqlite;
     type DbRow = sqlx::sqlite::SqliteRow;
-    /// `webhook_deliveries` is a view over a table of its own and the deliveries not merged into
-    /// it yet (`webhook_index`); retention prunes that table too.
-    const WEBHOOK_INDEX_TABLE: bool = true;
     /// Begins a transaction that reads and then writes. `IMMEDIATE` takes the write lock first
     /// (waiting for the writer thread like any writer): a deferred one that read before the
     /// writer's next commit could not start writing after it (`SQLITE_BUSY_SNAPSHOT`), which
@@ -324,29 +319,27 @@ pub mod sqlite {
         write: sqlx::Pool<Db>,
         read: sqlx::Pool<Db>,
         writer: std::sync::Arc<crate::writer::Writer>,
-        /// The data directory (the per-webhook index is finished there at close).
-        dir: std::path::PathBuf,
         /// Held open with an exclusive lock: one process per data directory.
         _lock: std::sync::Arc<std::fs::File>,
     }
 
-    /// Pool options for up to `max` connections kept open, each of which runs `attach` first
-    /// (the per-webhook index, `webhook_index`).
-    fn attaching(attach: String, max: u32) -> SqlitePoolOptions {
+    /// Pool options for up to `max` connections kept open.
+    fn pool(max: u32) -> SqlitePoolOptions {
         SqlitePoolOptions::new()
             .max_connections(max)
             .idle_timeout(None)
             .max_lifetime(None)
-            .after_connect(move |conn, _| {
-                let sql = attach.clone();
-                Box::pin(async move {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                })
-            })
     }
+
+    /// Files of the per-webhook delivery index that stores before migration 0011 kept beside
+    /// the database; removed at start.
+    const OLD_INDEX_FILES: &[&str] = &[
+        "webhook-index.db",
+        "webhook-index.db-wal",
+        "webhook-index.db-shm",
+        "webhook-index.db-journal",
+        "webhook-index.clean",
+    ];
 
     pub(super) async fn open(data_dir: &std::path::Path) -> Result<SqlStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
@@ -368,10 +361,9 @@ pub mod sqlite {
             ))
         })?;
         let database = data_dir.join("tidings.db");
-        // Before any connection attaches it (see `webhook_index`).
-        let index = crate::webhook_index::prepare(data_dir, &database)?;
-        let attach = crate::webhook_index::attach_sql(&index)?;
-        let attach_writing = crate::webhook_index::attach_writing_sql(&index)?;
+        for name in OLD_INDEX_FILES {
+            let _ = std::fs::remove_file(data_dir.join(name));
+        }
         let opts = SqliteConnectOptions::new()
             .filename(&database)
             .create_if_missing(true)
@@ -380,19 +372,16 @@ pub mod sqlite {
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("cache_size", "-32000")
             .pragma("temp_store", "memory");
-        let write = attaching(attach_writing, 1)
+        let write = pool(1)
             .min_connections(1)
             .connect_with(opts.clone())
             .await?;
-        let read = attaching(attach, 4)
-            .connect_with(opts.read_only(true))
-            .await?;
-        let writer = crate::writer::Writer::start(&database, &index, BUSY_TIMEOUT)?;
+        let read = pool(4).connect_with(opts.read_only(true)).await?;
+        let writer = crate::writer::Writer::start(&database, BUSY_TIMEOUT)?;
         Ok(SqlStore {
             write,
             read,
             writer: std::sync::Arc::new(writer),
-            dir: data_dir.to_path_buf(),
             _lock: std::sync::Arc::new(lock),
         })
     }
@@ -439,15 +428,6 @@ pub mod sqlite {
         pub(crate) async fn close_writer(&self) {
             self.writer.close().await;
         }
-
-        /// After every connection closed: flushes the per-webhook index and marks it clean.
-        pub(crate) async fn finish_index(&self) {
-            let dir = self.dir.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                crate::webhook_index::finish(&dir, &dir.join("tidings.db"))
-            })
-            .await;
-        }
     }
 
     include!("queries.rs");
@@ -462,8 +442,6 @@ pub mod postgres {
 
     type Db = sqlx::Postgres;
     type DbRow = sqlx::postgres::PgRow;
-    /// `webhook_deliveries` is a view over `deliveries` (migration 0008).
-    const WEBHOOK_INDEX_TABLE: bool = false;
     /// Row locks need no more than a plain transaction here.
     const BEGIN_WRITE: &str = "BEGIN";
     /// Which deliveries are the event `$1`'s (index `deliveries_event`).

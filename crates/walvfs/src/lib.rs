@@ -24,7 +24,6 @@
 //! `rusqlite::Connection::open_with_flags_and_vfs(path, flags, NAME)`; readers may use the
 //! default VFS, they share the same files and locks.
 
-
 mod file;
 
 use std::ffi::{CStr, c_char, c_int};
