@@ -290,12 +290,20 @@ fn failed_attempts_in(metrics: &str) -> u64 {
         .sum()
 }
 
-/// The id of the bench's `n`th workspace. Unique per run, so runs against the same PostgreSQL
-/// database do not collide with an earlier run's workspaces.
+/// The scenario running now (counted from 0 in each run): part of every workspace id, so the
+/// scenarios of one run against one PostgreSQL database do not collide with each other.
+static SCENARIO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The id of the bench's `n`th workspace. Unique per run and scenario, so runs against the same
+/// PostgreSQL database do not collide with an earlier run's or scenario's workspaces.
 fn workspace_id(n: usize) -> String {
     static RUN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let run = RUN.get_or_init(rand::random::<u32>);
-    format!("bench{run:08x}-{n}")
+    workspace_id_of(*run, SCENARIO.load(Ordering::Relaxed), n)
+}
+
+fn workspace_id_of(run: u32, scenario: usize, n: usize) -> String {
+    format!("bench{run:08x}s{scenario}-{n}")
 }
 
 /// Creates the workspaces numbered `spaces` with one client each and `per_workspace` webhooks to
@@ -477,7 +485,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut one_webhook: Option<(f64, f64)> = None;
     // The same at the steady `--rate` (`latency`, one webhook).
     let mut one_webhook_at_rate: Option<(f64, f64)> = None;
-    for scenario in &opts.scenarios {
+    for (i, scenario) in opts.scenarios.iter().enumerate() {
+        SCENARIO.store(i, Ordering::Relaxed);
         let line = match scenario.as_str() {
             "baseline" => {
                 rx.reset(false);
@@ -636,6 +645,16 @@ mod tests {
             tidings_events_published_total 1000\n";
         assert_eq!(super::failed_attempts_in(text), 5);
         assert_eq!(super::failed_attempts_in(""), 0);
+    }
+
+    /// `--database-url … --scenarios fanout1,fanout10` used to stop at fanout10 with a 409:
+    /// both scenarios created workspace 0 of the run in the same database.
+    #[test]
+    fn each_scenario_of_a_run_has_workspace_ids_of_its_own() {
+        use super::workspace_id_of;
+        assert_ne!(workspace_id_of(7, 0, 0), workspace_id_of(7, 1, 0));
+        assert_ne!(workspace_id_of(7, 0, 0), workspace_id_of(8, 0, 0));
+        assert_eq!(workspace_id_of(7, 1, 3), "bench00000007s1-3");
     }
 
     #[test]
