@@ -7,15 +7,15 @@
 
 pub mod api;
 pub mod auth;
-pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod console;
 pub mod delivery;
 pub mod error;
-pub mod extract;
 pub mod history;
+pub mod input;
 pub mod metrics;
+pub mod publish_cache;
 pub mod schemas;
 pub mod state;
 
@@ -35,8 +35,8 @@ use crate::auth::keys::Keys;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::Worker;
-use crate::delivery::guard::AddressPolicy;
 use crate::delivery::sender::Sender;
+use crate::delivery::ssrf::AddressPolicy;
 use crate::state::{AppState, Inner};
 
 /// Where the configuration says the data lives.
@@ -299,7 +299,7 @@ pub async fn start(
         clock: clock.clone(),
         operator_key_hash,
         schemas: Default::default(),
-        cache: crate::cache::Cache::for_store(&store),
+        cache: crate::publish_cache::Cache::for_store(&store),
         metrics: metrics.clone(),
         history,
         wake: wake_api,

@@ -28,7 +28,7 @@ pub struct Inner {
     /// The last hour of the metrics, for the console's health charts.
     pub history: crate::history::History,
     /// Short-lived caches of the publish path.
-    pub cache: crate::cache::Cache,
+    pub cache: crate::publish_cache::Cache,
     /// Compiled JSON Schemas of event types.
     pub schemas: crate::schemas::SchemaCache,
     /// SHA-256 of the operator key.

@@ -189,11 +189,11 @@ forward! {
     /// The workspace and its ancestors, nearest first; empty when it does not exist.
     fn workspace_chain(&self, id: &str) -> Result<Vec<Workspace>>;
 
-    fn client_create(&self, client: &Client) -> Result<()>;
-    fn client_get(&self, client_id: &str) -> Result<Option<Client>>;
-    fn client_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Client>>;
+    fn client_create(&self, client: &IntegrationClient) -> Result<()>;
+    fn client_get(&self, client_id: &str) -> Result<Option<IntegrationClient>>;
+    fn client_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<IntegrationClient>>;
     /// Stores a new secret hash and bumps the generation; `NotFound` when absent.
-    fn client_regenerate(&self, workspace_id: &str, client_id: &str, secret_hash: &str, now: i64) -> Result<Client>;
+    fn client_regenerate(&self, workspace_id: &str, client_id: &str, secret_hash: &str, now: i64) -> Result<IntegrationClient>;
     fn client_delete(&self, workspace_id: &str, client_id: &str) -> Result<()>;
 
     /// Inserts the built-in event types that do not exist yet.

@@ -32,8 +32,8 @@ fn workspace_from_row(row: &DbRow) -> Result<Workspace> {
     })
 }
 
-fn client_from_row(row: &DbRow) -> Result<Client> {
-    Ok(Client {
+fn client_from_row(row: &DbRow) -> Result<IntegrationClient> {
+    Ok(IntegrationClient {
         client_id: row.try_get("client_id")?,
         workspace_id: row.try_get("workspace_id")?,
         name: row.try_get("name")?,
@@ -305,7 +305,7 @@ impl SqlStore {
 
     // ---- clients ----
 
-    pub(crate) async fn client_create(&self, c: &Client) -> Result<()> {
+    pub(crate) async fn client_create(&self, c: &IntegrationClient) -> Result<()> {
         sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)")))
             .bind(&c.client_id)
             .bind(&c.workspace_id)
@@ -320,7 +320,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn client_get(&self, client_id: &str) -> Result<Option<Client>> {
+    pub(crate) async fn client_get(&self, client_id: &str) -> Result<Option<IntegrationClient>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CLIENT_COLS} FROM clients WHERE client_id = $1")))
             .bind(client_id)
             .fetch_optional(&self.write)
@@ -328,7 +328,7 @@ impl SqlStore {
         row.as_ref().map(client_from_row).transpose()
     }
 
-    pub(crate) async fn client_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Client>> {
+    pub(crate) async fn client_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<IntegrationClient>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLIENT_COLS} FROM clients WHERE workspace_id = $1 AND client_id > $2 ORDER BY client_id LIMIT $3"
         )))
@@ -341,7 +341,7 @@ impl SqlStore {
         Ok(paginate(items, limit, |c| c.client_id.clone()))
     }
 
-    pub(crate) async fn client_regenerate(&self, workspace_id: &str, client_id: &str, secret_hash: &str, now: i64) -> Result<Client> {
+    pub(crate) async fn client_regenerate(&self, workspace_id: &str, client_id: &str, secret_hash: &str, now: i64) -> Result<IntegrationClient> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE clients SET secret_hash = $3, generation = generation + 1, regenerated_at = $4 \
              WHERE workspace_id = $1 AND client_id = $2 RETURNING {CLIENT_COLS}"

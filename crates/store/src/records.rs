@@ -7,7 +7,7 @@ use tidings_core::webhook::Webhook;
 
 /// An OAuth client (integration client). The secret exists only as its hash.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Client {
+pub struct IntegrationClient {
     pub client_id: String,
     pub workspace_id: String,
     pub name: String,

@@ -14,7 +14,7 @@ use tidings_store::StoreError;
 
 use crate::auth::extract::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Pagination};
+use crate::input::{JsonBody, Pagination};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -9,11 +9,11 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tidings_core::{ids, secret};
-use tidings_store::{Client, StoreError};
+use tidings_store::{IntegrationClient, StoreError};
 
 use crate::auth::extract::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Pagination};
+use crate::input::{JsonBody, Pagination};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -38,7 +38,7 @@ pub struct ClientView {
     pub client_secret: Option<String>,
 }
 
-fn view(c: &Client, secret: Option<&str>) -> Value {
+fn view(c: &IntegrationClient, secret: Option<&str>) -> Value {
     json!(ClientView {
         client_id: c.client_id.clone(),
         workspace_id: c.workspace_id.clone(),
@@ -74,7 +74,7 @@ async fn create(
         ));
     }
     let secret = secret::random_token();
-    let client = Client {
+    let client = IntegrationClient {
         client_id: ids::client_id(),
         workspace_id: ws,
         name,

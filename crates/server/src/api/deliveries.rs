@@ -14,7 +14,7 @@ use tidings_store::{AttemptRecord, DeliveryRecord, StoreError};
 use super::doc::{Auth, Op, PageOf, Routes};
 use crate::auth::extract::{Integrator, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Pagination};
+use crate::input::{JsonBody, Pagination};
 use crate::state::AppState;
 
 /// A delivery: one event to one webhook.

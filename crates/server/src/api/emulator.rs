@@ -4,7 +4,7 @@
 
 use super::doc::{Auth, Op, Routes};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ use tidings_core::workspace::Workspace;
 use crate::auth::extract::Integrator;
 use crate::delivery::sender::{MAX_RESPONSE_BODY, Notification, Outcome};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::input::JsonBody;
 use crate::state::AppState;
 
 /// What to emulate: an event type (default: the webhook's first trigger), its data (default:
@@ -189,14 +189,14 @@ async fn emulator(
         Value::Object(mut m) if m.contains_key("webhook") => {
             let webhook = m.remove("webhook").unwrap_or_default();
             let test: TestInput =
-                crate::extract::parse_json(Value::Object(m).to_string().as_bytes())?;
+                crate::input::parse_json(Value::Object(m).to_string().as_bytes())?;
             (webhook, test)
         }
         other => (other, TestInput::default()),
     };
-    let input: WebhookInput = crate::extract::parse_json(webhook_body.to_string().as_bytes())?;
-    let types = super::webhooks::known_types(&state).await?;
-    let (spec, _) = input.into_spec(|t| types.contains(t))?;
+    let input: WebhookInput = crate::input::parse_json(webhook_body.to_string().as_bytes())?;
+    let types = state.cache.event_types(&state.store).await?;
+    let (spec, _) = input.into_spec(|t| types.contains_key(t))?;
     let now = state.clock.now_ms();
     let webhook = Webhook {
         id: format!("emulator-{}", ids::webhook_id(now)),
@@ -213,17 +213,48 @@ async fn emulator(
         .map(Json)
 }
 
+/// `POST /v1/settings/webhooks/{id}/test`: the emulator for a saved webhook.
+async fn test(
+    who: Integrator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<JsonBody<TestInput>>,
+) -> ApiResult<Json<Value>> {
+    let webhook = state
+        .store
+        .webhook_get(&who.workspace.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let input = body.map(|b| b.0).unwrap_or_default();
+    emulate(&state, &who.workspace, &webhook, input)
+        .await
+        .map(Json)
+}
+
 pub fn routes() -> Routes {
-    Routes::new().add(
-        Op::new(
-            "post",
-            "/v1/emulator",
-            "integrator",
-            Auth::Integrator,
-            "Emulator for an unsaved webhook: a webhook body, or {webhook, type, data}",
+    Routes::new()
+        .add(
+            Op::new(
+                "post",
+                "/v1/settings/webhooks/{id}/test",
+                "integrator",
+                Auth::Integrator,
+                "Emulator: send one notification now and report it",
+            )
+            .body::<TestInput>()
+            .returns::<Report>(200, "What was sent and received"),
+            post(test),
         )
-        .body::<serde_json::Value>()
-        .returns::<Report>(200, "What was sent and received"),
-        post(emulator),
-    )
+        .add(
+            Op::new(
+                "post",
+                "/v1/emulator",
+                "integrator",
+                Auth::Integrator,
+                "Emulator for an unsaved webhook: a webhook body, or {webhook, type, data}",
+            )
+            .body::<serde_json::Value>()
+            .returns::<Report>(200, "What was sent and received"),
+            post(emulator),
+        )
 }

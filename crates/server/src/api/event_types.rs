@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::auth::extract::Integrator;
 use crate::error::ApiResult;
-use crate::extract::Pagination;
+use crate::input::Pagination;
 use crate::state::AppState;
 
 async fn list(

@@ -17,7 +17,7 @@ use tidings_store::{PublishOutcome, PublishRequest};
 
 use crate::auth::extract::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::input::JsonBody;
 use crate::state::AppState;
 
 /// Most events in one `/v1/events/batch` body.

@@ -12,8 +12,8 @@ use tidings_store::EventFilter;
 
 use crate::auth::extract::{Integrator, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Pagination;
 use crate::history::Point;
+use crate::input::Pagination;
 use crate::state::AppState;
 
 /// Deliveries a stats request reads at most (newest first).

@@ -14,7 +14,7 @@ use serde_json::json;
 use tidings_core::secret;
 
 use crate::auth::tokens::AccessClaims;
-use crate::extract::{content_type, read_body};
+use crate::input::{content_type, read_body};
 use crate::state::AppState;
 
 /// An RFC 6749 error response.

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tidings_core::secret;
 use tidings_core::workspace::{Workspace, WorkspaceType};
-use tidings_store::{Client, PortalLink};
+use tidings_store::{IntegrationClient, PortalLink};
 
 use crate::auth::extract::{Operator, Portal};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::input::JsonBody;
 use crate::state::AppState;
 
 /// The body of `POST /v1/admin/workspaces/{id}/portal-sessions` (optional).
@@ -119,7 +119,7 @@ pub struct PortalWorkspaceView {
     pub return_url: Option<String>,
 }
 
-fn client_view(c: &Client, secret: Option<&str>) -> Value {
+fn client_view(c: &IntegrationClient, secret: Option<&str>) -> Value {
     json!({
         "clientId": c.client_id,
         "name": c.name,
@@ -226,7 +226,7 @@ async fn regenerate_credentials(
                 .await?
         }
         None => {
-            let c = Client {
+            let c = IntegrationClient {
                 client_id: tidings_core::ids::client_id(),
                 workspace_id: ws.id.clone(),
                 name: "portal".into(),

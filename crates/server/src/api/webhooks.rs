@@ -3,7 +3,6 @@
 
 use super::doc::{Auth, Op, PageOf, Routes};
 use axum::routing::put;
-use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,7 +17,7 @@ use tidings_store::StoreError;
 
 use crate::auth::extract::Integrator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Pagination};
+use crate::input::{JsonBody, Pagination};
 use crate::state::AppState;
 
 /// A webhook as the API shows it.
@@ -44,17 +43,6 @@ fn view(w: &Webhook, warnings: &Warnings) -> Value {
             .as_ref()
             .map(|p| tidings_core::rfc3339(p.1)),
     })
-}
-
-/// The names of the event types (from the publish path's short-lived cache).
-pub async fn known_types(state: &AppState) -> ApiResult<HashSet<String>> {
-    Ok(state
-        .cache
-        .event_types(&state.store)
-        .await?
-        .keys()
-        .cloned()
-        .collect())
 }
 
 async fn load(state: &AppState, who: &Integrator, id: &str) -> ApiResult<Webhook> {
@@ -124,8 +112,8 @@ async fn create(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let types = known_types(&state).await?;
-    let (spec, warnings) = input.into_spec(|t| types.contains(t))?;
+    let types = state.cache.event_types(&state.store).await?;
+    let (spec, warnings) = input.into_spec(|t| types.contains_key(t))?;
     check_units(&who, &spec)?;
     let max = state
         .config
@@ -187,11 +175,11 @@ async fn replace(
     JsonBody(mut input): JsonBody<WebhookInput>,
 ) -> ApiResult<Json<Value>> {
     let w = load(&state, &who, &id).await?;
-    let types = known_types(&state).await?;
+    let types = state.cache.event_types(&state.store).await?;
     if input.secret.is_none() {
         input.secret = Some(w.spec.secret.clone());
     }
-    let (spec, warnings) = input.into_spec(|t| types.contains(t))?;
+    let (spec, warnings) = input.into_spec(|t| types.contains_key(t))?;
     save(&state, &who, w, spec, &warnings).await
 }
 
@@ -203,8 +191,8 @@ async fn patch(
     JsonBody(input): JsonBody<WebhookInput>,
 ) -> ApiResult<Json<Value>> {
     let w = load(&state, &who, &id).await?;
-    let types = known_types(&state).await?;
-    let (spec, warnings) = input.merge_into(w.spec.clone(), |t| types.contains(t))?;
+    let types = state.cache.event_types(&state.store).await?;
+    let (spec, warnings) = input.merge_into(w.spec.clone(), |t| types.contains_key(t))?;
     save(&state, &who, w, spec, &warnings).await
 }
 
@@ -273,20 +261,6 @@ async fn rotate(
     state.store.webhook_update(&w).await.map_err(not_found)?;
     tracing::info!(workspace = %w.workspace_id, webhook = %w.id, "webhook secret rotated");
     Ok(Json(view(&w, &Vec::new())))
-}
-
-/// `POST .../test`: the emulator for a saved webhook.
-async fn test(
-    who: Integrator,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: Option<JsonBody<super::emulator::TestInput>>,
-) -> ApiResult<Json<Value>> {
-    let w = load(&state, &who, &id).await?;
-    let input = body.map(|b| b.0).unwrap_or_default();
-    super::emulator::emulate(&state, &who.workspace, &w, input)
-        .await
-        .map(Json)
 }
 
 pub fn routes() -> Routes {
@@ -371,17 +345,5 @@ pub fn routes() -> Routes {
                 "The webhook with its new secret and previousSecretExpiresAt",
             ),
             post(rotate),
-        )
-        .add(
-            Op::new(
-                "post",
-                "/v1/settings/webhooks/{id}/test",
-                "integrator",
-                Auth::Integrator,
-                "Emulator: send one notification now and report it",
-            )
-            .body::<super::emulator::TestInput>()
-            .returns::<super::emulator::Report>(200, "What was sent and received"),
-            post(test),
         )
 }

@@ -12,7 +12,7 @@ use tidings_core::workspace::{Workspace, WorkspaceInput, WorkspaceType};
 
 use crate::auth::extract::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Pagination};
+use crate::input::{JsonBody, Pagination};
 use crate::state::AppState;
 
 /// A workspace as the API shows it.
@@ -145,7 +145,7 @@ async fn patch_one(
     if let Value::Object(m) = &mut merged {
         m.extend(patch);
     }
-    let input: WorkspaceInput = crate::extract::parse_json(merged.to_string().as_bytes())?;
+    let input: WorkspaceInput = crate::input::parse_json(merged.to_string().as_bytes())?;
     save(&state, existing, input).await
 }
 

@@ -16,7 +16,7 @@ use tidings_store::ConsoleSession;
 use crate::api::doc::{Auth, Op, Routes};
 use crate::auth::session::{self, Kind};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::input::JsonBody;
 use crate::state::AppState;
 
 /// The operator's sign-in.

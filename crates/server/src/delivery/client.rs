@@ -24,7 +24,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_platform_verifier::BuilderVerifierExt;
 
-use super::guard::{AddressPolicy, GuardedResolver};
+use super::ssrf::{AddressPolicy, GuardedResolver};
 
 type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
 

@@ -14,11 +14,11 @@
 
 mod claims;
 pub mod client;
-pub mod guard;
 pub mod handoff;
 pub mod recorded;
 pub mod sender;
 pub mod slots;
+pub mod ssrf;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,8 +20,8 @@ use tidings_core::signature;
 use tidings_core::webhook::{AuthMode, Toggle, Webhook};
 
 use super::client::{self, Client};
-use super::guard::{AddressPolicy, BlockedAddress, DnsFailure};
 use super::recorded::RecordedHeaders;
+use super::ssrf::{AddressPolicy, BlockedAddress, DnsFailure};
 use crate::auth::keys::Keys;
 
 /// Lifetime of the bearer token sent to receivers.

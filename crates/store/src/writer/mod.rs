@@ -12,15 +12,15 @@
 //! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
 //! with the PostgreSQL backend.
 
-mod cache;
 mod checkpoint;
+mod read_cache;
 mod statements;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use cache::ReadCache;
+use read_cache::ReadCache;
 use rusqlite::Connection;
 use statements::{claim, complete, publish, release};
 use tokio::sync::oneshot;

@@ -10,7 +10,7 @@ use tidings_core::event::Event;
 use tidings_core::fasthash::{HashMap, HashSet};
 use tidings_core::webhook::WebhookSpec;
 
-use super::cache::ReadCache;
+use super::read_cache::ReadCache;
 use crate::handoff::{self, HandedOff, Handoff, Reservations};
 use crate::queue::{self, Claimed, Cols, Earlier, MatchRow};
 use crate::{
