@@ -17,7 +17,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-mod conn;
 mod disk;
 mod load;
 mod many;

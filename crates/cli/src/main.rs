@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use tidings_server::config::Config;
 
 /// jemalloc instead of the system allocator: the request and delivery paths allocate a lot of
-/// short-lived buffers (see docs/benchmarks.md).
+/// short-lived buffers (see docs/perf-log/rounds-2026-11-24-to-12-05.md).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

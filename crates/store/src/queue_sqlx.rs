@@ -40,7 +40,7 @@ const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, next_attempt_at = $
 /// statistics taken before a backlog built up, the planner read every pending delivery
 /// through that index for each batch (136 ms instead of 7 ms for 300 completions with 50,000
 /// pending), and the recorder fell further behind the longer the backlog grew
-/// (docs/benchmarks.md, ninth round). Looked up by primary key, a batch costs what it holds.
+/// (docs/perf-log/rounds-2026-11-24-to-12-05.md, ninth round). Looked up by primary key, a batch costs what it holds.
 const RECORD_ATTEMPTS: &str = "WITH new_attempts AS (INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, outcome, status, request_headers, response_headers, response_body, error) \
      SELECT * FROM UNNEST($9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::text[], $15::bigint[], $16::text[], $17::text[], $18::text[], $19::text[]) \
      ON CONFLICT (delivery_id, attempt_no, id) DO NOTHING) \

@@ -1,6 +1,6 @@
 //! The bench's load generator: `connections` loops, each owning one keep-alive HTTP/1.1
-//! connection that it drives itself (`conn.rs`: hyper's client connection, no pool, no
-//! connection task), POSTing bodies built with one `format!`. The generator shares the machine
+//! connection that it drives itself (the server's `delivery::client::Connection`: hyper's
+//! client connection, no pool, no connection task), POSTing bodies built with one `format!`. The generator shares the machine
 //! with the server and the receiver, so every microsecond it spends is taken from what it
 //! measures; it is kept as lean as the receiver.
 
@@ -15,7 +15,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
 
-use super::conn::Connection;
+use tidings_server::delivery::client::Connection;
 
 /// Where the load goes: a `http://host:port/path` URL, split once.
 #[derive(Clone, Debug)]
@@ -68,12 +68,14 @@ impl Target {
 async fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    Ok(Connection::handshake(MaybeHttpsStream::Http(TokioIo::new(tcp))).await?)
+    Connection::handshake(MaybeHttpsStream::Http(TokioIo::new(tcp)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Sends `req` on `conn`, reads the whole answer, and returns its status.
 async fn send(conn: &mut Connection, req: hyper::Request<Full<Bytes>>) -> anyhow::Result<u16> {
-    let response = conn.request(req).await?;
+    let response = conn.request(req).await.map_err(|e| anyhow::anyhow!(e))?;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     while !hyper::body::Body::is_end_stream(&body) {

@@ -5,7 +5,7 @@
 //! setup of `fanout1`). The load alternates between them in slices of about two seconds, in the
 //! order ABBA ABBA … so that both see the same phases of the machine, and each slice waits for
 //! its deliveries before the next one starts. A comparison of two runs made one after the other
-//! measures the machine's drift as much as the webhooks: on the VMs of docs/benchmarks.md that
+//! measures the machine's drift as much as the webhooks: on the VMs of docs/perf-log/rounds-2026-11-24-to-12-05.md that
 //! drift alone moved figures by ±20%, twice the 10% the target allows.
 
 use std::ops::Range;

@@ -11,7 +11,7 @@
 //! slot, or a place in its queue) and given back if the ticket is dropped unused. Without the
 //! second kind, a burst of publishes beyond the webhooks' slots went back to the store and cost a
 //! claim each (an `UPDATE` and the event read again): under `fanout10` 7–12% of the deliveries
-//! with 32 publishing connections, most of them with 64 (docs/benchmarks.md, sixteenth round).
+//! with 32 publishing connections, most of them with 64 (docs/perf-log/rounds-2026-11-24-to-12-05.md, sixteenth round).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -109,7 +109,7 @@ type TokenCache = HashMap<String, (Arc<str>, HeaderValue, i64)>;
 struct Target {
     /// Where and what to ask (`None`: the URL is no valid HTTP URI).
     route: Option<Route>,
-    /// The URL's origin: a bearer token's audience.
+    /// The URL's origin: a bearer token's audience, and the key of its kept-alive connections.
     origin: Arc<str>,
     /// The host, when it is an IP literal (never resolved, so checked before sending).
     ip: Option<IpAddr>,
@@ -118,15 +118,27 @@ struct Target {
 /// A request's way to its receiver, worked out once per URL.
 #[derive(Debug)]
 struct Route {
-    /// The absolute URI: where to connect, the pool's key, and the request line's path.
-    uri: hyper::Uri,
+    /// Scheme and authority: what the connector connects to.
+    connect: hyper::Uri,
+    /// The path and query (origin form), as the request line carries it.
+    path: hyper::Uri,
     /// The `Host` header: the host, and the port unless it is the scheme's default.
     host: HeaderValue,
 }
 
 impl Route {
-    fn of(uri: hyper::Uri) -> Option<Self> {
+    fn of(uri: &hyper::Uri) -> Option<Self> {
         let (scheme, authority) = (uri.scheme()?, uri.authority()?);
+        let connect = hyper::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .ok()?;
+        let path = match uri.path_and_query() {
+            Some(p) if p.as_str() != "/" => hyper::Uri::from(p.clone()),
+            _ => hyper::Uri::from_static("/"),
+        };
         let default_port = match scheme.as_str() {
             "https" => 443,
             _ => 80,
@@ -136,8 +148,9 @@ impl Route {
             _ => authority.host().to_string(),
         };
         Some(Self {
+            connect,
+            path,
             host: HeaderValue::from_str(&host).ok()?,
-            uri,
         })
     }
 }
@@ -372,7 +385,10 @@ impl Sender {
             Toggle::Enabled => &self.verifying,
             Toggle::Disabled => &self.insecure,
         };
-        let Some(route) = target.as_ref().and_then(|t| t.route.as_ref()) else {
+        let Some((route, origin)) = target
+            .as_ref()
+            .and_then(|t| Some((t.route.as_ref()?, &t.origin)))
+        else {
             return fail(
                 Outcome::Connect,
                 "the webhook URL is not a valid HTTP URL".into(),
@@ -383,8 +399,8 @@ impl Sender {
         headers.entry(HOST).or_insert_with(|| route.host.clone());
         // One deadline for the whole attempt: connecting, sending, the answer and its body.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let sent = client.send(&route.uri, &headers, &request_body);
-        let response = match tokio::time::timeout_at(deadline, sent).await {
+        let sent = client.send(origin, &route.connect, &route.path, &headers, &request_body);
+        let (response, mut lease) = match tokio::time::timeout_at(deadline, sent).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let (outcome, message) = classify(&*e);
@@ -403,15 +419,16 @@ impl Sender {
         let mut captured: Vec<u8> = Vec::new();
         let mut error = None;
         // A body known to be empty (`204`, `Content-Length: 0`) is not read: no timer for it.
-        if !hyper::body::Body::is_end_stream(&body) {
+        let mut ended = hyper::body::Body::is_end_stream(&body);
+        if !ended {
             // The status already arrived; a body cut short does not change the outcome.
             match tokio::time::timeout_at(
                 deadline,
-                client::read_body(&mut body, &mut captured, MAX_RESPONSE_BODY),
+                lease.read_body(&mut body, &mut captured, MAX_RESPONSE_BODY),
             )
             .await
             {
-                Ok(Ok(_)) => {}
+                Ok(Ok(read_to_end)) => ended = read_to_end,
                 Ok(Err(e)) => {
                     error = Some(format!("reading the response body: {}", classify(&*e).1));
                 }
@@ -421,8 +438,10 @@ impl Sender {
             }
         }
         // Read to its end, the answer leaves its connection ready for the next request; a
-        // body cut short (too large, failed, late) is dropped here, and hyper closes it.
-        drop(body);
+        // body cut short (too large, failed, late) closes it.
+        if ended {
+            lease.finish();
+        }
         let outcome = if status.is_success() {
             Outcome::Ok
         } else {
@@ -469,7 +488,7 @@ fn target(cache: &Mutex<UrlCache>, url: &str) -> Option<Arc<Target>> {
             .as_str()
             .parse::<hyper::Uri>()
             .ok()
-            .and_then(Route::of),
+            .and_then(|u| Route::of(&u)),
     });
     if cache.len() >= CACHE_BOUND {
         cache.clear();
@@ -554,11 +573,12 @@ mod tests {
         assert_eq!(&*a.origin, "https://hooks.example.com:8443");
         assert_eq!(a.ip, None);
         let route = a.route.as_ref().unwrap();
-        assert_eq!(route.uri, "https://hooks.example.com:8443/in?x=1");
+        assert_eq!(route.connect, "https://hooks.example.com:8443/");
+        assert_eq!(route.path, "/in?x=1");
         assert_eq!(route.host, "hooks.example.com:8443");
         let plain = target(&cache, "https://hooks.example.com:443").unwrap();
         let route = plain.route.as_ref().unwrap();
-        assert_eq!(route.uri.path(), "/");
+        assert_eq!(route.path, "/");
         assert_eq!(
             route.host, "hooks.example.com",
             "the default port is left out"

@@ -27,7 +27,7 @@ pub(super) const INTERVAL: Duration = Duration::from_millis(20);
 /// has not copied yet, and an `fsync` of the database file), so it should be rare: at 4,000
 /// frames, deliveries to 1,000 webhooks (a random index leaf each, ~3 log pages per event)
 /// reached it about ten times a second at 15,000 events/s, and those commits set their publish
-/// p99 (docs/benchmarks.md, eleventh round). The log file keeps its largest size, ~64 MiB
+/// p99 (docs/perf-log/rounds-2026-11-24-to-12-05.md, eleventh round). The log file keeps its largest size, ~64 MiB
 /// here, and is reused from its start.
 pub(super) const WRITER_BACKSTOP_FRAMES: i64 = 16_000;
 

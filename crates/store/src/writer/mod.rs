@@ -34,7 +34,7 @@ const MAX_WORK: usize = 64;
 /// The writer's SQLite page cache, in KiB. What it reads again and again is cached above SQLite
 /// (`cache`), so its pages are mostly the ones it writes: the right edges of the tables and
 /// indexes. Small on purpose: SQLite walks its whole page cache after some b-tree splits, so a
-/// cache four times larger cost ~20% more writer CPU per event (docs/benchmarks.md); a small one
+/// cache four times larger cost ~20% more writer CPU per event (docs/perf-log/rounds-2026-11-24-to-12-05.md); a small one
 /// also keeps the RSS of a large backlog down.
 const WRITER_CACHE_KIB: i64 = 8_000;
 
