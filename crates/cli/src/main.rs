@@ -101,7 +101,9 @@ fn init_logging(json: bool) {
     if json {
         builder.json().init();
     } else {
-        builder.init();
+        // Field values with their control characters escaped: a caller's text cannot forge a
+        // line (tidings_server::logging).
+        builder.fmt_fields(tidings_server::logging::fields()).init();
     }
 }
 

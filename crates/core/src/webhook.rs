@@ -83,8 +83,9 @@ fn default_basic_username() -> String {
     "tidings".to_string()
 }
 
-/// The configuration of a webhook, validated. Everything an integrator can set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// The configuration of a webhook, validated. Everything an integrator can set. Its `Debug`
+/// shows neither the secret nor the custom headers' values.
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
     pub name: String,
@@ -122,8 +123,25 @@ pub struct WebhookSpec {
     pub envelope: EnvelopeKind,
 }
 
-/// A stored webhook.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+impl std::fmt::Debug for WebhookSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSpec")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &"***")
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("triggers", &self.triggers)
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("authorization", &self.authorization)
+            .field("data_mode", &self.data_mode)
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored webhook. Its `Debug` shows no secret (see [`WebhookSpec`]).
+#[derive(Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     pub id: String,
@@ -145,9 +163,29 @@ pub struct Webhook {
     pub created_at: i64,
 }
 
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("spec", &self.spec)
+            .field("updated", &self.updated)
+            .field("disabled_reason", &self.disabled_reason)
+            .field(
+                "previous_secret",
+                &self
+                    .previous_secret
+                    .as_ref()
+                    .map(|(_, until)| ("***", until)),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// A webhook body as sent by the integrator. Every field is optional here so the same type serves
 /// `POST`/`PUT` (where [`WebhookInput::into_spec`] enforces the required ones) and `PATCH`.
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+/// Its `Debug` shows no secret.
+#[derive(Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookInput {
     pub name: Option<String>,
@@ -170,6 +208,22 @@ pub struct WebhookInput {
     pub business_units: Option<Vec<String>>,
     pub branches: Option<Vec<String>>,
     pub envelope: Option<EnvelopeKind>,
+}
+
+impl std::fmt::Debug for WebhookInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookInput")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field(
+                "headers",
+                &self.headers.as_ref().map(|h| h.keys().collect::<Vec<_>>()),
+            )
+            .field("triggers", &self.triggers)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Headers a webhook may not set: Tidings owns them (signature, framing).
@@ -655,5 +709,40 @@ mod tests {
         };
         let fields: Vec<String> = fields_of(input).into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["branches[0]", "fieldMapping.a", "fieldMapping"]);
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret_and_no_header_value() {
+        let (spec, _) = WebhookInput {
+            secret: Some("supersecuresecret".into()),
+            headers: Some([("X-Api-Key".to_string(), "key-value-123".to_string())].into()),
+            ..valid_input()
+        }
+        .into_spec(known)
+        .unwrap();
+        let webhook = Webhook {
+            id: "w".into(),
+            workspace_id: "ws".into(),
+            spec: spec.clone(),
+            updated: 0,
+            disabled_reason: None,
+            previous_secret: Some(("oldsecretvalue".into(), 1)),
+            owner_client_id: None,
+            created_at: 0,
+        };
+        let input = WebhookInput {
+            secret: Some("supersecuresecret".into()),
+            ..Default::default()
+        };
+        for text in [
+            format!("{spec:?}"),
+            format!("{webhook:?}"),
+            format!("{input:?}"),
+        ] {
+            assert!(!text.contains("supersecuresecret"), "{text}");
+            assert!(!text.contains("key-value-123"), "{text}");
+            assert!(!text.contains("oldsecretvalue"), "{text}");
+        }
+        assert!(format!("{spec:?}").contains("X-Api-Key"));
     }
 }

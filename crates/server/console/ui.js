@@ -146,7 +146,7 @@ export function time(iso) {
 /** A state or outcome as a coloured label with its word. */
 export function badge(text) {
   const good = ['succeeded', 'ok', 'enabled', 'on'];
-  const bad = ['failed', 'disabled', 'http_status', 'timeout', 'dns', 'connect', 'tls', 'blocked_address', 'too_large', 'cancelled'];
+  const bad = ['failed', 'disabled', 'http_status', 'timeout', 'dns', 'connect', 'tls', 'blocked_address', 'too_large', 'protocol', 'cancelled'];
   const cls = good.includes(text) ? 'good' : bad.includes(text) ? 'bad' : 'neutral';
   return h('span', { class: `badge ${cls}` }, text);
 }

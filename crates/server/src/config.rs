@@ -55,6 +55,8 @@ pub struct Plan {
 struct RawOauth {
     #[serde(with = "humantime_serde")]
     token_ttl: Duration,
+    requests_per_minute_per_client: u32,
+    requests_per_minute_per_address: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +91,13 @@ struct RawRetention {
     failed: Duration,
     #[serde(with = "humantime_serde")]
     interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmulator {
+    concurrency_per_workspace: usize,
+    requests_per_minute_per_workspace: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +140,7 @@ struct RawConfig {
     plans: BTreeMap<String, Plan>,
     oauth: RawOauth,
     delivery: RawDelivery,
+    emulator: RawEmulator,
     console: RawConsole,
     database: RawDatabase,
     operational: RawOperational,
@@ -177,6 +187,9 @@ pub struct Config {
     pub default_plan: String,
     pub plans: BTreeMap<String, Plan>,
     pub token_ttl: Duration,
+    /// Requests per minute to `/oauth/token` (and console sign-ins) allowed per client id and
+    /// per source address.
+    pub token_limits: crate::throttle::Limits,
     pub delivery: DeliveryConfig,
     pub db_max_connections: u32,
     pub publish_batch: usize,
@@ -184,6 +197,14 @@ pub struct Config {
     pub operational_workspace: String,
     pub retention: RetentionConfig,
     pub console: ConsoleConfig,
+    pub emulator: EmulatorConfig,
+}
+
+/// The emulator's limits per workspace (0: off).
+#[derive(Debug, Clone, Copy)]
+pub struct EmulatorConfig {
+    pub concurrency_per_workspace: usize,
+    pub requests_per_minute_per_workspace: u32,
 }
 
 /// The web console (docs/console.md).
@@ -377,6 +398,10 @@ impl RawConfig {
             default_plan: self.default_plan,
             plans: self.plans,
             token_ttl: self.oauth.token_ttl,
+            token_limits: crate::throttle::Limits {
+                per_client: self.oauth.requests_per_minute_per_client,
+                per_address: self.oauth.requests_per_minute_per_address,
+            },
             delivery: DeliveryConfig {
                 enabled: d.enabled,
                 timeout: d.timeout,
@@ -408,6 +433,10 @@ impl RawConfig {
                 interval: self.retention.interval.max(Duration::from_millis(10)),
             },
             console,
+            emulator: EmulatorConfig {
+                concurrency_per_workspace: self.emulator.concurrency_per_workspace,
+                requests_per_minute_per_workspace: self.emulator.requests_per_minute_per_workspace,
+            },
         })
     }
 }

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub details: Vec<FieldError>,
     /// Extra response headers (`WWW-Authenticate`).
     pub www_authenticate: Option<&'static str>,
+    /// `Retry-After` seconds (a `429`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             www_authenticate: None,
+            retry_after: None,
         }
     }
 
@@ -94,6 +97,7 @@ impl From<ValidationError> for ApiError {
             message,
             details: e.0,
             www_authenticate: None,
+            retry_after: None,
         }
     }
 }
@@ -106,6 +110,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::Conflict(m) => Self::conflict(m),
+            StoreError::LimitReached(n) => {
+                Self::forbidden("limit_reached", format!("the limit of {n} is reached"))
+            }
             other => {
                 // The cause chain goes to the log only; the caller learns it may retry.
                 tracing::error!(error = ?other, "store error");
@@ -123,6 +130,12 @@ impl IntoResponse for ApiError {
             "details": self.details,
         }});
         let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
         if let Some(v) = self.www_authenticate {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

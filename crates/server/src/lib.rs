@@ -11,13 +11,16 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod delivery;
+pub mod emulator_limits;
 pub mod error;
 pub mod history;
 pub mod input;
+pub mod logging;
 pub mod metrics;
 pub mod publish_cache;
 pub mod schemas;
 pub mod state;
+pub mod throttle;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -280,6 +283,14 @@ pub async fn start(
         clock.clone(),
         shutdown.clone(),
     ));
+    let throttle = Arc::new(throttle::Throttle::new(config.token_limits));
+    let emulator_limits = Arc::new(emulator_limits::EmulatorLimits::new(config.emulator));
+    let sweep = emulator_limits.clone();
+    tasks.spawn(throttle::report(
+        throttle.clone(),
+        move || sweep.sweep(),
+        shutdown.clone(),
+    ));
     let history = history::History::default();
     tasks.spawn(history::sample(
         store.clone(),
@@ -302,6 +313,8 @@ pub async fn start(
         cache: crate::publish_cache::Cache::for_store(&store),
         metrics: metrics.clone(),
         history,
+        throttle,
+        emulator_limits,
         wake: wake_api,
     }));
     let app = api::router(state);
@@ -314,7 +327,8 @@ pub async fn start(
             }),
             // Each connection clones the router as it is: serving the `Router` itself would rebuild
             // its route table for every connection (`with_state(())`, ~45,000 instructions).
-            app.into_make_service(),
+            // The peer's address reaches the handlers (rate limits per source address).
+            app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop.cancelled_owned())
         .await;

@@ -29,6 +29,7 @@ pub struct Metrics {
     attempts: Family<OutcomeLabel, Counter>,
     latency: Histogram,
     disabled: Counter,
+    emulated: Family<OutcomeLabel, Counter>,
     /// Attempts and the microseconds they took, counted where the histogram observes them
     /// (the histogram itself does not expose its sum): the console's health charts.
     attempt_count: Counter,
@@ -72,12 +73,19 @@ impl Default for Metrics {
             "Webhooks Tidings disabled (410 Gone or failing too long)",
             disabled.clone(),
         );
+        let emulated = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "emulator_attempts",
+            "Notifications the emulator sent, by outcome (not deliveries)",
+            emulated.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             events,
             attempts,
             latency,
             disabled,
+            emulated,
             attempt_count: Counter::default(),
             attempt_micros: Counter::default(),
             in_flight: Arc::default(),
@@ -102,6 +110,15 @@ impl Metrics {
             .inc_by(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX));
     }
 
+    /// An emulated notification (counted apart from deliveries).
+    pub fn emulated(&self, outcome: &str) {
+        self.emulated
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
     /// Attempts made, attempts with outcome `ok`, and seconds spent in attempts, since start
     /// (the numbers behind `tidings_delivery_attempts_total` and
     /// `tidings_attempt_duration_seconds`).
@@ -123,8 +140,8 @@ impl Metrics {
         self.disabled.inc();
     }
 
-    /// The text exposition, with the queue depth measured now.
-    pub fn render(&self, queue_depth: Option<i64>) -> String {
+    /// The text exposition, with the queue depth and the emulations in flight measured now.
+    pub fn render(&self, queue_depth: Option<i64>, emulating: usize) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
             out.clear();
@@ -148,6 +165,8 @@ impl Metrics {
         let total: usize = busiest.iter().map(|(_, n)| n).sum();
         out.push_str("# HELP tidings_in_flight Notification requests in flight on this node.\n# TYPE tidings_in_flight gauge\n");
         out.push_str(&format!("tidings_in_flight {total}\n"));
+        out.push_str("# HELP tidings_emulator_in_flight Emulator requests in flight on this node.\n# TYPE tidings_emulator_in_flight gauge\n");
+        out.push_str(&format!("tidings_emulator_in_flight {emulating}\n"));
         out.push_str("# HELP tidings_webhook_in_flight Requests in flight for the busiest webhooks on this node (the rest as webhook=\"other\").\n# TYPE tidings_webhook_in_flight gauge\n");
         let other: usize = busiest.iter().skip(IN_FLIGHT_TOP).map(|(_, n)| n).sum();
         for (webhook, n) in busiest.iter().take(IN_FLIGHT_TOP) {
@@ -178,7 +197,7 @@ mod tests {
         for i in 0..30 {
             m.in_flight.lock().unwrap().insert(format!("w{i:02}"), 1);
         }
-        let text = m.render(Some(7));
+        let text = m.render(Some(7), 2);
         assert!(text.contains("tidings_events_published_total 3"), "{text}");
         assert!(
             text.contains("tidings_delivery_attempts_total{outcome=\"timeout\"} 1"),
@@ -186,6 +205,7 @@ mod tests {
         );
         assert!(text.contains("tidings_queue_depth 7"));
         assert!(text.contains("tidings_in_flight 30"));
+        assert!(text.contains("tidings_emulator_in_flight 2"));
         assert_eq!(
             text.matches("tidings_webhook_in_flight{").count(),
             IN_FLIGHT_TOP + 1

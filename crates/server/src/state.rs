@@ -31,6 +31,10 @@ pub struct Inner {
     pub cache: crate::publish_cache::Cache,
     /// Compiled JSON Schemas of event types.
     pub schemas: crate::schemas::SchemaCache,
+    /// Rate limits of `/oauth/token` and the console sign-in.
+    pub throttle: Arc<crate::throttle::Throttle>,
+    /// The emulator's in-flight and rate limits per workspace.
+    pub emulator_limits: Arc<crate::emulator_limits::EmulatorLimits>,
     /// SHA-256 of the operator key.
     pub operator_key_hash: String,
 }

@@ -51,6 +51,9 @@ pub enum StoreError {
     Embedded(String),
     #[error("the store is closed")]
     Closed,
+    /// A count the caller bounded (a plan's webhooks) would go past its bound.
+    #[error("limit of {0} reached")]
+    LimitReached(i64),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -206,10 +209,11 @@ forward! {
     /// `Conflict` while webhooks subscribe to it; `NotFound` when absent.
     fn event_type_delete(&self, name: &str) -> Result<()>;
 
-    fn webhook_create(&self, webhook: &Webhook) -> Result<()>;
+    /// Creates the webhook unless its workspace has `max` webhooks already (`LimitReached`):
+    /// counted and inserted atomically, so concurrent creates cannot go past `max`.
+    fn webhook_create(&self, webhook: &Webhook, max: i64) -> Result<()>;
     fn webhook_get(&self, workspace_id: &str, id: &str) -> Result<Option<Webhook>>;
     fn webhook_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Webhook>>;
-    fn webhook_count(&self, workspace_id: &str) -> Result<i64>;
     /// Replaces the configuration; `NotFound` when absent.
     fn webhook_update(&self, webhook: &Webhook) -> Result<()>;
     /// Deletes and cancels pending deliveries; `NotFound` when absent.
@@ -302,6 +306,9 @@ pub mod sqlite {
     /// writer's next commit could not start writing after it (`SQLITE_BUSY_SNAPSHOT`), which
     /// under steady load failed retention passes.
     const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    /// Locks a selected row for the transaction: nothing to add, `BEGIN_WRITE` holds the
+    /// database's only write lock already.
+    const FOR_UPDATE: &str = "";
     /// Which deliveries are the event `$1`'s: those in the range of ids the event keeps
     /// (migration 0009; there is no index on `event_id`).
     const EVENT_DELIVERIES: &str = "id BETWEEN (SELECT first_delivery FROM events WHERE id = $1) \
@@ -444,6 +451,8 @@ pub mod postgres {
     type DbRow = sqlx::postgres::PgRow;
     /// Row locks need no more than a plain transaction here.
     const BEGIN_WRITE: &str = "BEGIN";
+    /// Locks a selected row for the transaction.
+    const FOR_UPDATE: &str = "FOR UPDATE";
     /// Which deliveries are the event `$1`'s (index `deliveries_event`).
     const EVENT_DELIVERIES: &str = "event_id = $1";
     /// Whether a delivery `d` is of the event `e`.

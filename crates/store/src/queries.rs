@@ -450,8 +450,21 @@ impl SqlStore {
 
     // ---- webhooks ----
 
-    pub(crate) async fn webhook_create(&self, w: &Webhook) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+    pub(crate) async fn webhook_create(&self, w: &Webhook, max: i64) -> Result<()> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        // The workspace's row is locked before counting: a concurrent create waits here and
+        // then counts this one too.
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM workspaces WHERE id = $1 {FOR_UPDATE}")))
+            .bind(&w.workspace_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE workspace_id = $1")
+            .bind(&w.workspace_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= max {
+            return Err(StoreError::LimitReached(max));
+        }
         sqlx::query(
             "INSERT INTO webhooks (id, workspace_id, owner_client_id, status, apply_to_all_descendants, spec, updated, created_at, \
              branches, business_units, disabled_reason, previous_secret, previous_secret_expires) \
@@ -498,13 +511,6 @@ impl SqlStore {
         .await?;
         let items = rows.iter().map(webhook_from_row).collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, limit, |w| w.id.clone()))
-    }
-
-    pub(crate) async fn webhook_count(&self, workspace_id: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE workspace_id = $1")
-            .bind(workspace_id)
-            .fetch_one(&self.read)
-            .await?)
     }
 
     pub(crate) async fn webhook_update(&self, w: &Webhook) -> Result<()> {

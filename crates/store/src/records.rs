@@ -106,7 +106,7 @@ pub struct AttemptRecord {
     pub attempt_no: i64,
     pub started_at: i64,
     pub duration_ms: i64,
-    /// `ok`, `http_status`, `timeout`, `dns`, `connect`, `tls`, `blocked_address`, `too_large`.
+    /// `ok`, `http_status`, `timeout`, `dns`, `connect`, `tls`, `blocked_address`, `too_large`, `protocol`.
     pub outcome: String,
     pub status: Option<i64>,
     /// JSON object, secrets redacted.

@@ -183,7 +183,7 @@ async fn with_webhooks(store: Store, n: usize) -> Store {
         .await
         .unwrap();
     for i in 0..n {
-        store.webhook_create(&webhook(i)).await.unwrap();
+        store.webhook_create(&webhook(i), i64::MAX).await.unwrap();
     }
     store
 }

@@ -15,6 +15,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
 
+use tidings_server::delivery::answer_budget::Budgeted;
 use tidings_server::delivery::client::Connection;
 
 /// Where the load goes: a `http://host:port/path` URL, split once.
@@ -68,7 +69,7 @@ impl Target {
 async fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    Connection::handshake(MaybeHttpsStream::Http(TokioIo::new(tcp)))
+    Connection::handshake(MaybeHttpsStream::Http(TokioIo::new(Budgeted::new(tcp))))
         .await
         .map_err(|e| anyhow::anyhow!(e))
 }

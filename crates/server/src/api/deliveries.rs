@@ -45,7 +45,7 @@ pub struct AttemptView {
     pub attempt_no: i64,
     pub started_at: String,
     pub duration_ms: i64,
-    /// `ok`, `http_status`, `timeout`, `dns`, `connect`, `tls`, `blocked_address`, `too_large`.
+    /// `ok`, `http_status`, `timeout`, `dns`, `connect`, `tls`, `blocked_address`, `too_large`, `protocol`.
     pub outcome: String,
     pub status: Option<i64>,
     /// Credentials redacted as `***`.

@@ -5,6 +5,7 @@
 use super::doc::{Auth, Op, Routes};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ use tidings_core::workspace::Workspace;
 
 use crate::auth::extract::Integrator;
 use crate::delivery::sender::{MAX_RESPONSE_BODY, Notification, Outcome};
+use crate::emulator_limits::Refused;
 use crate::error::{ApiError, ApiResult};
 use crate::input::JsonBody;
 use crate::state::AppState;
@@ -46,6 +48,23 @@ fn known_unit(
         )),
         other => Ok(other),
     }
+}
+
+/// `429` for an emulation over its workspace's limits.
+fn too_many(refused: Refused) -> ApiError {
+    let (message, wait) = match refused {
+        Refused::Busy(n) => (
+            format!("the workspace has {n} emulations in flight already; wait for one to finish"),
+            1,
+        ),
+        Refused::Rate(wait) => (
+            "the workspace started its emulations for this minute".to_string(),
+            crate::throttle::retry_after_secs(wait),
+        ),
+    };
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message);
+    e.retry_after = Some(wait);
+    e
 }
 
 /// Sends the notification and describes what happened.
@@ -92,6 +111,13 @@ pub async fn emulate(
         created_at: now,
     };
     let message_id = ids::message_id();
+    let _running = state
+        .emulator_limits
+        .start(&workspace.id)
+        .map_err(|refused| {
+            state.metrics.emulated("refused");
+            too_many(refused)
+        })?;
     let result = state
         .sender
         .send(
@@ -105,7 +131,7 @@ pub async fn emulate(
             now,
         )
         .await;
-    if result.outcome == Outcome::TooLarge && result.status.is_none() {
+    if result.outcome == Outcome::TooLarge && result.request_headers.as_str().is_empty() {
         // Nothing was sent: the options shape a body over `delivery.max_payload_bytes`.
         let spec = &webhook.spec;
         let field = if !spec.field_mapping.is_empty() {
@@ -120,6 +146,7 @@ pub async fn emulate(
             result.error.unwrap_or_default(),
         ));
     }
+    state.metrics.emulated(result.outcome.as_str());
     tracing::info!(webhook = %webhook.id, outcome = result.outcome.as_str(), status = ?result.status, "emulated notification sent");
     let response = result.status.map(|status| ReportResponse {
         status,
@@ -152,7 +179,7 @@ pub struct Report {
     pub message_id: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// `ok`, `http_status`, `timeout`, `dns`, `connect`, `tls`, `blocked_address`, `too_large`.
+    /// `ok`, `http_status`, `timeout`, `dns`, `connect`, `tls`, `blocked_address`, `too_large`, `protocol`.
     pub outcome: String,
     pub duration_ms: u64,
     pub error: Option<String>,

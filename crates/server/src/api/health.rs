@@ -44,7 +44,9 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(depth),
+        state
+            .metrics
+            .render(depth, state.emulator_limits.in_flight()),
     )
 }
 

@@ -42,6 +42,29 @@ impl MakeRequestId for MakeId {
     }
 }
 
+/// Whether a caller's request id may be echoed and logged as it is: 1–128 letters, digits,
+/// `-`, `_` or `.` (SPEC §8). Any other is replaced by a generated one.
+fn plain_request_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Drops an `X-Request-Id` that is not short and plain, so a fresh one is generated for it.
+async fn plain_request_ids(mut req: Request) -> Request {
+    if req
+        .headers()
+        .get_all(&X_REQUEST_ID)
+        .iter()
+        .any(|v| !plain_request_id(v.as_bytes()))
+        || req.headers().get_all(&X_REQUEST_ID).iter().count() > 1
+    {
+        req.headers_mut().remove(&X_REQUEST_ID);
+    }
+    req
+}
+
 async fn not_found(req: Request) -> ApiError {
     ApiError::not_found(&format!("route {} {}", req.method(), req.uri().path()))
 }
@@ -129,4 +152,18 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), MakeId))
+        .layer(axum::middleware::map_request(plain_request_ids))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        assert!(super::plain_request_id(b"req-1_2.3"));
+        assert!(!super::plain_request_id(b""));
+        assert!(!super::plain_request_id(&[b'a'; 129]));
+        assert!(!super::plain_request_id(b"a b"));
+        assert!(!super::plain_request_id(b"a\nb"));
+        assert!(!super::plain_request_id("é".as_bytes()));
+    }
 }

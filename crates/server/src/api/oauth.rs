@@ -96,7 +96,30 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
+/// The address the request came from, when the server knows it.
+pub fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// `429` with `Retry-After`: too many token requests from this client or address.
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = crate::throttle::retry_after_secs(wait);
+    let mut resp = OAuthError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        format!("too many token requests; retry after {secs} s"),
+    )
+    .into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 async fn token(State(state): State<AppState>, req: Request) -> Result<Response, OAuthError> {
+    let address = peer(&req);
     let headers = req.headers().clone();
     let media = content_type(&headers);
     let body = read_body(req)
@@ -138,6 +161,10 @@ async fn token(State(state): State<AppState>, req: Request) -> Result<Response, 
             "client_id and client_secret are required",
         ));
     };
+    // Before the secret is looked at: a guesser is slowed down whatever it guesses.
+    if let Err(wait) = state.throttle.check(Some(&client_id), address) {
+        return Ok(too_many(wait));
+    }
     let audience = form
         .audience
         .filter(|a| !a.is_empty())
@@ -158,7 +185,9 @@ async fn token(State(state): State<AppState>, req: Request) -> Result<Response, 
         )
     })?;
     let Some(client) = client.filter(|c| secret::verify(&client_secret, &c.secret_hash)) else {
-        tracing::info!(client_id = %client_id, "token request with unknown client or wrong secret");
+        // Counted and reported once a minute (`throttle::report`), not logged each time.
+        state.throttle.failed();
+        tracing::debug!(client_id = %client_id, "token request with unknown client or wrong secret");
         return Err(OAuthError::invalid_client());
     };
     let ws = state
@@ -252,6 +281,10 @@ pub fn routes() -> Routes {
             "invalid_request, unsupported_grant_type, invalid_audience",
         )
         .returns::<OAuthErrorBody>(401, "invalid_client")
+        .returns::<OAuthErrorBody>(
+            429,
+            "too_many_requests: over the per-client or per-address limit (Retry-After)",
+        )
         .returns::<OAuthErrorBody>(403, "integration_disabled, plan_upgrade_required"),
         post(token),
     )

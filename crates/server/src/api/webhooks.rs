@@ -119,15 +119,6 @@ async fn create(
         .config
         .plan(&who.workspace.plan)
         .map_or(0, |p| p.max_webhooks);
-    if state.store.webhook_count(&who.workspace.id).await? >= max {
-        return Err(ApiError::forbidden(
-            "plan_upgrade_required",
-            format!(
-                "the plan '{}' allows {max} webhooks per workspace; delete one or upgrade the plan",
-                who.workspace.plan
-            ),
-        ));
-    }
     let now = state.clock.now_ms();
     let webhook = Webhook {
         id: ids::webhook_id(now),
@@ -139,7 +130,20 @@ async fn create(
         owner_client_id: who.client_id.clone(),
         created_at: now,
     };
-    state.store.webhook_create(&webhook).await?;
+    state
+        .store
+        .webhook_create(&webhook, max)
+        .await
+        .map_err(|e| match e {
+            StoreError::LimitReached(max) => ApiError::forbidden(
+                "plan_upgrade_required",
+                format!(
+                    "the plan '{}' allows {max} webhooks per workspace; delete one or upgrade the plan",
+                    who.workspace.plan
+                ),
+            ),
+            e => e.into(),
+        })?;
     tracing::info!(workspace = %webhook.workspace_id, webhook = %webhook.id, "webhook created");
     Ok((StatusCode::CREATED, Json(view(&webhook, &warnings))))
 }

@@ -109,11 +109,15 @@ impl FromRequestParts<AppState> for Integrator {
         }
         let chain = state.store.workspace_chain(&header).await?;
         let Some(own) = chain.iter().find(|w| w.id == own_id) else {
+            // The header is the caller's text: quoted back only when it could be an id.
+            let named = if tidings_core::workspace::valid_id(&header) {
+                format!("workspace '{header}'")
+            } else {
+                "the Workspace header".to_string()
+            };
             return Err(ApiError::forbidden(
                 "forbidden_workspace",
-                format!(
-                    "workspace '{header}' is not this client's workspace or one of its descendants"
-                ),
+                format!("{named} is not this client's workspace or one of its descendants"),
             ));
         };
         check_integration(state, own)?;

@@ -82,10 +82,21 @@ fn new_session(
 
 async fn operator_sign_in(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     JsonBody(input): JsonBody<OperatorSignIn>,
 ) -> ApiResult<Response> {
+    if let Err(wait) = state.throttle.check(None, peer.map(|p| p.0.0.ip())) {
+        let secs = crate::throttle::retry_after_secs(wait);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("too many sign-in attempts; retry after {secs} s"),
+        );
+        e.retry_after = Some(secs);
+        return Err(e);
+    }
     if !secret::verify(&input.operator_key, &state.operator_key_hash) {
-        tracing::warn!("console sign-in with a wrong operator key");
+        state.throttle.failed();
         return Err(ApiError::unauthorized("the operator key is not valid"));
     }
     let (token, stored) = session::open(&state, new_session(Kind::Operator, None, None)).await?;

@@ -35,14 +35,18 @@ use rustls_platform_verifier::BuilderVerifierExt;
 use tidings_core::fasthash::HashMap;
 use tower::Service;
 
+use super::answer_budget::{ANSWER_BYTES, Budget, Budgeted, BudgetingConnector};
 use super::ssrf::{AddressPolicy, GuardedResolver};
 
 /// A request body: the notification, in memory.
 pub type Body = Full<Bytes>;
 
-type Connector = HttpsConnector<HttpConnector<GuardedResolver>>;
-/// What a connection runs over: TCP, or TLS over TCP.
-pub type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+type Connector = HttpsConnector<BudgetingConnector>;
+/// What a connection runs over: TCP, or TLS over TCP, its reads budgeted per answer.
+pub type Io = MaybeHttpsStream<TokioIo<Budgeted>>;
+
+/// Most header fields an answer (or its trailers) may have.
+const MAX_HEADERS: usize = 100;
 
 /// An error of the client, with its causes (the resolver's among them) as sources.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -88,16 +92,26 @@ pub struct Connection {
     driver: Pin<Box<http1::Connection<Io, Body>>>,
     /// The driver finished (closed by either side, or failed): never polled again.
     ended: bool,
+    /// What the answer to the request in flight may still take (set again for each request).
+    budget: Budget,
 }
 
 impl Connection {
     /// An HTTP/1.1 connection over `io`.
     pub async fn handshake(io: Io) -> Result<Self, Error> {
-        let (sender, driver) = http1::handshake(io).await?;
+        let budget = match &io {
+            MaybeHttpsStream::Http(tcp) => tcp.inner().budget(),
+            MaybeHttpsStream::Https(tls) => tls.inner().get_ref().0.inner().inner().budget(),
+        };
+        let (sender, driver) = http1::Builder::new()
+            .max_headers(MAX_HEADERS)
+            .handshake(io)
+            .await?;
         Ok(Self {
             sender,
             driver: Box::pin(driver),
             ended: false,
+            budget,
         })
     }
 
@@ -118,7 +132,9 @@ impl Connection {
             sender,
             driver,
             ended,
+            budget,
         } = self;
+        budget.reset(ANSWER_BYTES);
         let mut answer = std::pin::pin!(sender.try_send_request(req));
         poll_fn(|cx| {
             // The connection first: it writes the request and reads the answer, which the
@@ -203,7 +219,7 @@ pub fn build(s: &Settings) -> Result<Client, rustls::Error> {
         .with_tls_config(tls_config(s.verify)?)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(BudgetingConnector(http));
     Ok(Client {
         pool: Arc::new(Pool {
             connector,

@@ -12,6 +12,7 @@
 //! or queue are given back at once), so a slow or dead receiver holds a bounded share of the
 //! `concurrency` slots.
 
+pub mod answer_budget;
 mod claims;
 pub mod client;
 pub mod handoff;

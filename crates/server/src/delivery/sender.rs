@@ -19,6 +19,7 @@ use tidings_core::payload::{self, PayloadContext};
 use tidings_core::signature;
 use tidings_core::webhook::{AuthMode, Toggle, Webhook};
 
+use super::answer_budget::AnswerTooLarge;
 use super::client::{self, Client};
 use super::recorded::RecordedHeaders;
 use super::ssrf::{AddressPolicy, BlockedAddress, DnsFailure};
@@ -82,6 +83,8 @@ pub enum Outcome {
     Tls,
     BlockedAddress,
     TooLarge,
+    /// The answer broke HTTP/1.1 (an unparsable head, a bad length or chunk size).
+    Protocol,
 }
 
 impl Outcome {
@@ -95,6 +98,7 @@ impl Outcome {
             Self::Tls => "tls",
             Self::BlockedAddress => "blocked_address",
             Self::TooLarge => "too_large",
+            Self::Protocol => "protocol",
         }
     }
 }
@@ -516,6 +520,28 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> (Outcome, String) {
         }
         if let Some(d) = err.downcast_ref::<DnsFailure>() {
             return (Outcome::Dns, d.to_string());
+        }
+        // The budget's error travels inside an io::Error, whose `source` skips it.
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map_or(err, |inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(t) = inner.downcast_ref::<AnswerTooLarge>() {
+            return (Outcome::TooLarge, t.to_string());
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return (
+                    Outcome::TooLarge,
+                    "the answer's head is too large (or has too many fields)".into(),
+                );
+            }
+            if h.is_parse() || h.is_parse_status() {
+                return (
+                    Outcome::Protocol,
+                    format!("the answer is not valid HTTP/1.1: {h}"),
+                );
+            }
         }
         let text = err.to_string();
         // Layers often repeat their cause's text.

@@ -88,6 +88,15 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
             return !ip.is_unspecified() && !ip.is_loopback() && is_public_v4(v4);
         }
     }
+    // ::ffff:0:a.b.c.d (SIIT, IPv4-translated) carries one too.
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        return is_public_v4(v4);
+    }
+    // 64:ff9b:1::/48: NAT64 for local use (RFC 8215), never a public host.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return false;
+    }
     if s[0] == 0x64 && s[1] == 0xff9b {
         let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
         return is_public_v4(v4);
@@ -193,6 +202,24 @@ mod tests {
         ] {
             assert!(p.permits(ip(a)), "{a} should be allowed");
         }
+    }
+
+    #[test]
+    fn translated_and_local_nat64_addresses_are_judged_by_what_they_carry() {
+        let p = AddressPolicy::default();
+        for blocked in [
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "::ffff:0:c0a8:101",
+            "64:ff9b:1::a00:1",
+        ] {
+            let ip: IpAddr = blocked.parse().unwrap();
+            assert!(!p.permits(ip), "{blocked} must be refused");
+        }
+        assert!(
+            p.permits("::ffff:0:5db8:d822".parse().unwrap()),
+            "93.184.216.34, SIIT"
+        );
     }
 
     #[test]

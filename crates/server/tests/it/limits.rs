@@ -112,7 +112,34 @@ async fn a_delivery_whose_body_would_be_too_large_fails_as_too_large(backend: Ba
     assert!(rx.received().is_empty(), "nothing was sent");
 }
 
+async fn concurrent_creates_never_pass_the_plans_webhook_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TIDINGS_PLANS__DEFAULT__MAX_WEBHOOKS", "5")]).await;
+    let who = app.integrator("acme").await;
+    let creates = (0..20).map(|_| {
+        app.as_integrator(&who, Method::POST, "/v1/settings/webhooks")
+            .json(&hook("https://receiver.example/"))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::FORBIDDEN)
+        .count();
+    assert_eq!((created, refused), (5, 15), "{statuses:?}");
+    let list = get(&app, &who, "/v1/settings/webhooks?limit=100").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 5);
+}
+
 crate::both_backends!(
+    concurrent_creates_never_pass_the_plans_webhook_limit,
     an_emulated_body_over_the_bound_is_refused_and_never_built,
     every_list_of_a_webhook_has_a_bound_named_in_a_short_422,
     a_delivery_whose_body_would_be_too_large_fails_as_too_large,

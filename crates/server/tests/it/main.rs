@@ -5,11 +5,13 @@
 mod harness;
 mod receiver;
 
+mod abuse;
 mod api_errors;
 mod catalog;
 mod console;
 mod delivery;
 mod engine;
+mod hostile;
 mod limits;
 mod oauth;
 mod openapi;

@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(deliveries(&store, "evt_1").await, 1);
         assert_eq!(deliveries(&store, "evt_1b").await, 1);
 
-        store.webhook_create(&webhook(1)).await.unwrap();
+        store.webhook_create(&webhook(1), i64::MAX).await.unwrap();
         assert_eq!(
             deliveries(&store, "evt_2").await,
             2,
