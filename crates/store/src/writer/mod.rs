@@ -10,7 +10,8 @@
 //! answered) whenever it holds a publish, and with `NORMAL` otherwise: a lost claim or attempt record only
 //! repeats a delivery, and in WAL mode the next FULL commit makes those frames durable too.
 //! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
-//! with the PostgreSQL backend.
+//! with the PostgreSQL backend. The connection opens through the `tidings-wal` VFS
+//! (`tidings_walvfs`, ADR 0008), which writes each commit's log frames in one call.
 
 mod checkpoint;
 mod read_cache;
@@ -192,7 +193,10 @@ impl Writer {
     /// Opens the connection (the database file must exist, WAL mode already set) and starts the
     /// thread.
     pub(crate) fn start(path: &Path, busy_timeout: std::time::Duration) -> Result<Self> {
-        let conn = Connection::open(path)?;
+        // The writer's log frames go out one write per commit (`tidings_walvfs`); readers and
+        // the checkpointer use the default VFS on the same files.
+        let vfs = tidings_walvfs::register().map_err(|e| StoreError::Embedded(e.to_string()))?;
+        let conn = Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)?;
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
