@@ -122,6 +122,7 @@ struct RawOperational {
 struct RawDatabase {
     max_connections: u32,
     publish_batch: usize,
+    sqlite_shims: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +194,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub db_max_connections: u32,
     pub publish_batch: usize,
+    /// The embedded store's SQLite shims (WAL gathering, page cache); off = SQLite as shipped.
+    pub sqlite_shims: bool,
     /// Workspace of Tidings' operational events.
     pub operational_workspace: String,
     pub retention: RetentionConfig,
@@ -426,6 +429,7 @@ impl RawConfig {
             },
             db_max_connections: self.database.max_connections,
             publish_batch: self.database.publish_batch.max(1),
+            sqlite_shims: self.database.sqlite_shims,
             operational_workspace: self.operational.workspace,
             retention: RetentionConfig {
                 succeeded: self.retention.succeeded,

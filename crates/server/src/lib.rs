@@ -51,6 +51,7 @@ pub fn backend(config: &Config) -> Backend {
         },
         None => Backend::Sqlite {
             data_dir: config.data_dir.clone(),
+            shims: config.sqlite_shims,
         },
     }
 }

@@ -61,8 +61,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Where the data lives.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    /// The embedded store in this directory (created if missing).
-    Sqlite { data_dir: PathBuf },
+    /// The embedded store in this directory (created if missing). `shims`: the writer's WAL
+    /// gathering and the page-cache wrapper of `tidings_walvfs`; off, SQLite runs as shipped.
+    Sqlite { data_dir: PathBuf, shims: bool },
     /// A PostgreSQL URL (`postgres://…`); credentials in it are never logged.
     Postgres { url: String, max_connections: u32 },
 }
@@ -84,7 +85,9 @@ impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate: call [`Store::migrate`].
     pub async fn open(backend: &Backend) -> Result<Self> {
         match backend {
-            Backend::Sqlite { data_dir } => Ok(Self::Sqlite(sqlite::open(data_dir).await?)),
+            Backend::Sqlite { data_dir, shims } => {
+                Ok(Self::Sqlite(sqlite::open(data_dir, *shims).await?))
+            }
             Backend::Postgres {
                 url,
                 max_connections,
@@ -348,7 +351,7 @@ pub mod sqlite {
         "webhook-index.clean",
     ];
 
-    pub(super) async fn open(data_dir: &std::path::Path) -> Result<SqlStore> {
+    pub(super) async fn open(data_dir: &std::path::Path, shims: bool) -> Result<SqlStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::DataDir(format!("cannot create {}: {e}", data_dir.display()))
         })?;
@@ -368,6 +371,12 @@ pub mod sqlite {
             ))
         })?;
         let database = data_dir.join("tidings.db");
+        // Before the first connection of this process (see `tidings_walvfs::pcache`).
+        if shims && !tidings_walvfs::pcache::install() {
+            tracing::debug!(
+                "SQLite was in use before the store opened: its page cache runs unwrapped"
+            );
+        }
         for name in OLD_INDEX_FILES {
             let _ = std::fs::remove_file(data_dir.join(name));
         }
@@ -384,7 +393,7 @@ pub mod sqlite {
             .connect_with(opts.clone())
             .await?;
         let read = pool(4).connect_with(opts.read_only(true)).await?;
-        let writer = crate::writer::Writer::start(&database, BUSY_TIMEOUT)?;
+        let writer = crate::writer::Writer::start(&database, BUSY_TIMEOUT, shims)?;
         Ok(SqlStore {
             write,
             read,

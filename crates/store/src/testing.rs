@@ -21,6 +21,7 @@ pub(crate) async fn embedded() -> (tempfile::TempDir, Store) {
 pub(crate) async fn migrated(dir: &std::path::Path) -> Store {
     let store = Store::open(&crate::Backend::Sqlite {
         data_dir: dir.to_path_buf(),
+        shims: shims_from_env(),
     })
     .await
     .unwrap();
@@ -239,4 +240,10 @@ pub(crate) async fn completion_recorded_twice_stores_one_attempt(store: &Store) 
         assert_eq!(attempts.len(), 1, "{attempts:?}");
     }
     jobs
+}
+
+/// The embedded store's shims as the suite runs them: on, unless
+/// `TIDINGS_DATABASE__SQLITE_SHIMS=false` (CI runs the suite both ways).
+pub(crate) fn shims_from_env() -> bool {
+    std::env::var("TIDINGS_DATABASE__SQLITE_SHIMS").map_or(true, |v| v != "false")
 }

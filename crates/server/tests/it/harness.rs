@@ -118,6 +118,10 @@ impl TestApp {
         if backend == Backend::Postgres {
             env.push(("TIDINGS_DATABASE_URL".into(), fresh_pg_schema().await));
         }
+        // CI runs the suite a second time with SQLite as shipped.
+        if let Ok(shims) = std::env::var("TIDINGS_DATABASE__SQLITE_SHIMS") {
+            env.push(("TIDINGS_DATABASE__SQLITE_SHIMS".into(), shims));
+        }
         for (k, v) in settings {
             env.retain(|(key, _)| key != k);
             env.push((k.to_string(), v.to_string()));

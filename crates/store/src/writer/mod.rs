@@ -34,9 +34,11 @@ const MAX_WORK: usize = 64;
 
 /// The writer's SQLite page cache, in KiB. What it reads again and again is cached above SQLite
 /// (`cache`), so its pages are mostly the ones it writes: the right edges of the tables and
-/// indexes. Small on purpose: SQLite walks its whole page cache after some b-tree splits, so a
-/// cache four times larger cost ~20% more writer CPU per event (docs/perf-log/rounds-2026-11-24-to-12-05.md); a small one
-/// also keeps the RSS of a large backlog down.
+/// indexes. It became this small when SQLite still walked the whole page cache after most b-tree
+/// splits, and a cache four times larger cost ~20% more writer CPU per event
+/// (docs/perf-log/rounds-2026-11-24-to-12-05.md, seventh round); the walk is gone where
+/// `tidings_walvfs::pcache` is installed (ADR 0011), and the small cache still keeps the RSS of a
+/// large backlog down.
 const WRITER_CACHE_KIB: i64 = 8_000;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -192,11 +194,20 @@ impl From<rusqlite::Error> for StoreError {
 impl Writer {
     /// Opens the connection (the database file must exist, WAL mode already set) and starts the
     /// thread.
-    pub(crate) fn start(path: &Path, busy_timeout: std::time::Duration) -> Result<Self> {
-        // The writer's log frames go out one write per commit (`tidings_walvfs`); readers and
-        // the checkpointer use the default VFS on the same files.
-        let vfs = tidings_walvfs::register().map_err(|e| StoreError::Embedded(e.to_string()))?;
-        let conn = Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)?;
+    pub(crate) fn start(
+        path: &Path,
+        busy_timeout: std::time::Duration,
+        shim: bool,
+    ) -> Result<Self> {
+        // With the shim, the writer's log frames go out one write per commit
+        // (`tidings_walvfs`); readers and the checkpointer use the default VFS on the same files.
+        let conn = if shim {
+            let vfs =
+                tidings_walvfs::register().map_err(|e| StoreError::Embedded(e.to_string()))?;
+            Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs)?
+        } else {
+            Connection::open(path)?
+        };
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
