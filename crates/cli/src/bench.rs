@@ -27,6 +27,10 @@ fn num(v: &Value, field: &str) -> f64 {
 }
 
 const OPERATOR_KEY: &str = "bench-operator-key-0123456789";
+/// The master key of the bench's servers unless `TIDINGS_MASTER_KEY` is set: each scenario
+/// starts a server with a fresh data directory, and those on one PostgreSQL database must open
+/// what the others sealed. Bench databases hold generated data only.
+const BENCH_MASTER_KEY: &str = "dGlkaW5ncy1iZW5jaC1tYXN0ZXIta2V5LTMyYnl0ZXM=";
 
 /// What to run and how hard.
 #[derive(Debug, Clone)]
@@ -173,6 +177,9 @@ impl Server {
             .stderr(Stdio::inherit());
         if let Some(url) = &opts.database_url {
             cmd.env("TIDINGS_DATABASE_URL", url);
+        }
+        if std::env::var_os("TIDINGS_MASTER_KEY").is_none() {
+            cmd.env("TIDINGS_MASTER_KEY", BENCH_MASTER_KEY);
         }
         let child = cmd.spawn()?;
         let server = Server {

@@ -202,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
             tidings_server::run(config, listener, shutdown_signal()).await
         }
         Command::Migrate => {
-            let store = tidings_server::open_store(&config).await?;
+            let (store, _) = tidings_server::open_store(&config).await?;
             tracing::info!(store = store.kind(), "migrations applied");
             store.close().await;
             Ok(())

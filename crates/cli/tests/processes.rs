@@ -139,6 +139,11 @@ fn settings(data_dir: &std::path::Path, database_url: Option<&str>) -> Vec<(Stri
     let mut env: Vec<(String, String)> = [
         ("TIDINGS_DATA_DIR", data_dir.display().to_string()),
         ("TIDINGS_OPERATOR_KEY", OPERATOR_KEY.into()),
+        // Nodes that share a database share the master key (a test key: the data is throwaway).
+        (
+            "TIDINGS_MASTER_KEY",
+            "dGlkaW5ncy10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=".into(),
+        ),
         ("TIDINGS_PUBLIC_URL", PUBLIC_URL.into()),
         ("TIDINGS_ALLOW_ADDRESSES", "127.0.0.0/8".into()),
         ("TIDINGS_DELIVERY__POLL_INTERVAL", "50ms".into()),
@@ -154,6 +159,10 @@ fn settings(data_dir: &std::path::Path, database_url: Option<&str>) -> Vec<(Stri
     .collect();
     if let Some(url) = database_url {
         env.push(("TIDINGS_DATABASE_URL".into(), url.to_string()));
+    }
+    // CI runs the suite a second time with SQLite as shipped.
+    if let Ok(shims) = std::env::var("TIDINGS_DATABASE__SQLITE_SHIMS") {
+        env.push(("TIDINGS_DATABASE__SQLITE_SHIMS".into(), shims));
     }
     env
 }

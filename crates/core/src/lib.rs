@@ -14,6 +14,7 @@ pub mod ids;
 pub mod limits;
 pub mod payload;
 pub mod retry;
+pub mod seal;
 pub mod secret;
 pub mod signature;
 pub mod webhook;

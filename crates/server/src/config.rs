@@ -132,6 +132,8 @@ struct RawConfig {
     data_dir: PathBuf,
     database_url: String,
     operator_key: String,
+    master_key: String,
+    master_key_file: PathBuf,
     public_url: String,
     audiences: Vec<String>,
     allow_addresses: Vec<String>,
@@ -179,6 +181,10 @@ pub struct Config {
     /// PostgreSQL URL; `None` selects the embedded store. Wrapped: it may hold a password.
     pub database_url: Option<Secret>,
     pub operator_key: Option<Secret>,
+    /// Master keys from `TIDINGS_MASTER_KEY` (base64, comma-separated, the sealing one first).
+    pub master_key: Option<Secret>,
+    /// The key file used when `master_key` is unset (resolved: `<data_dir>/master.key`).
+    pub master_key_file: PathBuf,
     /// Empty until [`Config::resolve_public_url`] ran with the bound address.
     pub public_url: String,
     pub audiences: Vec<String>,
@@ -310,6 +316,19 @@ impl RawConfig {
             }
             k => Some(Secret::new(k)),
         };
+        let master_key = match self.master_key.trim() {
+            "" => None,
+            k => {
+                tidings_core::seal::Keyring::parse(k)
+                    .map_err(|e| invalid("master_key", e.to_string()))?;
+                Some(Secret::new(k))
+            }
+        };
+        let master_key_file = if self.master_key_file.as_os_str().is_empty() {
+            self.data_dir.join("master.key")
+        } else {
+            self.master_key_file
+        };
         let public_url = self.public_url.trim_end_matches('/').to_string();
         if !public_url.is_empty() {
             url::Url::parse(&public_url).map_err(|e| invalid("public_url", e.to_string()))?;
@@ -393,6 +412,8 @@ impl RawConfig {
             data_dir: self.data_dir,
             database_url,
             operator_key,
+            master_key,
+            master_key_file,
             public_url,
             audiences: self.audiences,
             allow_addresses,

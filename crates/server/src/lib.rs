@@ -16,6 +16,7 @@ pub mod error;
 pub mod history;
 pub mod input;
 pub mod logging;
+pub mod master_key;
 pub mod metrics;
 pub mod publish_cache;
 pub mod schemas;
@@ -56,13 +57,21 @@ pub fn backend(config: &Config) -> Backend {
     }
 }
 
-/// Opens the store and applies migrations (`tidings migrate`, and every start).
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::open(&backend(config))
+/// Opens the store with the master key, applies migrations and seals with the master key's
+/// first key whatever is not sealed with it yet (`tidings migrate`, and every start).
+pub async fn open_store(config: &Config) -> anyhow::Result<(Store, master_key::MasterKey)> {
+    let master = master_key::load(config)?;
+    let store = Store::open(&backend(config), master.keys.clone())
         .await
         .context("opening the store")?;
     store.migrate().await.context("applying migrations")?;
-    Ok(store)
+    let resealed = store
+        .reseal()
+        .await
+        .context("sealing the stored secrets with the master key")?;
+    master_key::forget_older(&master).context("rewriting the master key file")?;
+    tracing::debug!(resealed, kid = master.keys.get().kid(), "secrets sealed");
+    Ok((store, master))
 }
 
 /// Creates the workspace of operational events on first start (integration on, default plan).
@@ -197,7 +206,7 @@ pub async fn start(
 ) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     config.resolve_public_url(addr);
-    let store = open_store(&config).await?;
+    let (store, master_key) = open_store(&config).await?;
     let now = clock.now_ms();
     store
         .event_types_seed(&tidings_core::event::default_event_types(), now)
@@ -307,6 +316,7 @@ pub async fn start(
         store: store.clone(),
         publisher,
         keys,
+        master_key,
         sender,
         clock: clock.clone(),
         operator_key_hash,

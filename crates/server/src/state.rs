@@ -19,6 +19,8 @@ pub struct Inner {
     pub store: Store,
     pub publisher: Publisher,
     pub keys: Arc<Keys>,
+    /// The master keys that seal the stored secrets, and where they come from.
+    pub master_key: crate::master_key::MasterKey,
     /// The outbound client, shared by the worker and the emulator.
     pub sender: crate::delivery::sender::Sender,
     pub clock: Clock,

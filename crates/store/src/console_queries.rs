@@ -170,6 +170,7 @@ impl SqlStore {
 
     /// Disabled webhooks and webhooks failing without a success, most recently changed first.
     pub(crate) async fn webhooks_troubled(&self, limit: i64) -> Result<Vec<TroubledWebhook>> {
+        let keys = self.keys.get();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {WEBHOOK_COLS}, failing_since, last_success_at FROM webhooks \
              WHERE status = 'disabled' OR failing_since IS NOT NULL ORDER BY updated DESC LIMIT $1"
@@ -180,7 +181,7 @@ impl SqlStore {
         rows.iter()
             .map(|r| {
                 Ok(TroubledWebhook {
-                    webhook: webhook_from_row(r)?,
+                    webhook: webhook_from_row(r, &keys)?,
                     failing_since: r.try_get("failing_since")?,
                     last_success_at: r.try_get("last_success_at")?,
                 })

@@ -17,6 +17,7 @@ pub mod handoff;
 pub mod publisher;
 mod queue;
 mod records;
+mod sealing;
 mod writer;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 pub use handoff::{Handoff, Ticket};
 pub use records::*;
+pub use sealing::Keys;
 use tidings_core::event::{Event, EventType};
 use tidings_core::webhook::{Webhook, WebhookSpec};
 use tidings_core::workspace::{Unit, Workspace, WorkspaceType};
@@ -51,6 +53,10 @@ pub enum StoreError {
     Embedded(String),
     #[error("the store is closed")]
     Closed,
+    /// A sealed secret does not open with the master keys this server has (the detail is for
+    /// logs: which key is missing).
+    #[error("sealed secrets: {0}")]
+    Sealed(String),
     /// A count the caller bounded (a plan's webhooks) would go past its bound.
     #[error("limit of {0} reached")]
     LimitReached(i64),
@@ -82,16 +88,19 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (and for SQLite creates) the database. Does not migrate: call [`Store::migrate`].
-    pub async fn open(backend: &Backend) -> Result<Self> {
+    /// Opens (and for SQLite creates) the database; `keys` seal and open the secrets it keeps.
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn open(backend: &Backend, keys: Keys) -> Result<Self> {
         match backend {
             Backend::Sqlite { data_dir, shims } => {
-                Ok(Self::Sqlite(sqlite::open(data_dir, *shims).await?))
+                Ok(Self::Sqlite(sqlite::open(data_dir, *shims, keys).await?))
             }
             Backend::Postgres {
                 url,
                 max_connections,
-            } => Ok(Self::Postgres(postgres::open(url, *max_connections).await?)),
+            } => Ok(Self::Postgres(
+                postgres::open(url, *max_connections, keys).await?,
+            )),
         }
     }
 
@@ -182,6 +191,9 @@ forward! {
     fn signing_keys(&self) -> Result<Vec<SigningKey>>;
     /// Inserts unless a key with that kid exists.
     fn insert_signing_key(&self, key: &SigningKey) -> Result<()>;
+    /// Seals every stored secret again with the first master key (at start, and when the
+    /// master key rotates); returns how many rows changed.
+    fn reseal(&self) -> Result<u64>;
 
     /// Fails with `Conflict` when the id is taken.
     fn workspace_create(&self, ws: &Workspace) -> Result<()>;
@@ -277,6 +289,40 @@ fn json_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// Creates `dir` (and its parents) if missing; `dir` itself is made readable by its owner only
+/// (0700), also when it exists already.
+pub fn private_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::DataDir(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::DataDir(format!("cannot restrict {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Creates `file` if missing; makes it readable and writable by its owner only (0600).
+fn private_file(file: &std::path::Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        options
+            .open(file)
+            .and_then(|_| std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)))
+            .map_err(|e| StoreError::DataDir(format!("cannot restrict {}: {e}", file.display())))?;
+    }
+    #[cfg(not(unix))]
+    options
+        .open(file)
+        .map_err(|e| StoreError::DataDir(format!("cannot create {}: {e}", file.display())))?;
+    Ok(())
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -329,6 +375,7 @@ pub mod sqlite {
         write: sqlx::Pool<Db>,
         read: sqlx::Pool<Db>,
         writer: std::sync::Arc<crate::writer::Writer>,
+        keys: Keys,
         /// Held open with an exclusive lock: one process per data directory.
         _lock: std::sync::Arc<std::fs::File>,
     }
@@ -351,11 +398,16 @@ pub mod sqlite {
         "webhook-index.clean",
     ];
 
-    pub(super) async fn open(data_dir: &std::path::Path, shims: bool) -> Result<SqlStore> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::DataDir(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
+    pub(super) async fn open(
+        data_dir: &std::path::Path,
+        shims: bool,
+        keys: Keys,
+    ) -> Result<SqlStore> {
+        // The directory and every file in it are the owner's only: the database holds the
+        // secrets (sealed) and everything integrators sent.
+        private_dir(data_dir)?;
         let lock_path = data_dir.join("LOCK");
+        private_file(&lock_path)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -371,6 +423,14 @@ pub mod sqlite {
             ))
         })?;
         let database = data_dir.join("tidings.db");
+        // SQLite gives its log and shared-memory files the database file's permissions.
+        private_file(&database)?;
+        for name in ["tidings.db-wal", "tidings.db-shm"] {
+            let file = data_dir.join(name);
+            if file.exists() {
+                private_file(&file)?;
+            }
+        }
         // Before the first connection of this process (see `tidings_walvfs::pcache`).
         if shims && !tidings_walvfs::pcache::install() {
             tracing::debug!(
@@ -393,11 +453,12 @@ pub mod sqlite {
             .connect_with(opts.clone())
             .await?;
         let read = pool(4).connect_with(opts.read_only(true)).await?;
-        let writer = crate::writer::Writer::start(&database, BUSY_TIMEOUT, shims)?;
+        let writer = crate::writer::Writer::start(&database, BUSY_TIMEOUT, shims, keys.clone())?;
         Ok(SqlStore {
             write,
             read,
             writer: std::sync::Arc::new(writer),
+            keys,
             _lock: std::sync::Arc::new(lock),
         })
     }
@@ -472,9 +533,10 @@ pub mod postgres {
     pub struct SqlStore {
         write: sqlx::Pool<Db>,
         read: sqlx::Pool<Db>,
+        keys: Keys,
     }
 
-    pub(super) async fn open(url: &str, max_connections: u32) -> Result<SqlStore> {
+    pub(super) async fn open(url: &str, max_connections: u32, keys: Keys) -> Result<SqlStore> {
         let opts = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
@@ -484,6 +546,7 @@ pub mod postgres {
         Ok(SqlStore {
             write: pool.clone(),
             read: pool,
+            keys,
         })
     }
 

@@ -62,8 +62,8 @@ impl Cols for DbRow {
     }
 }
 
-fn webhook_from_row(row: &DbRow) -> Result<Webhook> {
-    crate::queue::webhook_from(row)
+fn webhook_from_row(row: &DbRow, keys: &tidings_core::seal::Keyring) -> Result<Webhook> {
+    crate::queue::webhook_from(row, keys)
 }
 
 fn event_from_row(row: &DbRow) -> Result<Event> {
@@ -158,6 +158,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
+        let keys = self.keys.get();
         let rows = sqlx::query("SELECT kid, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at, kid")
             .fetch_all(&self.write)
             .await?;
@@ -165,7 +166,7 @@ impl SqlStore {
             .map(|r| {
                 Ok(SigningKey {
                     kid: r.try_get("kid")?,
-                    private_der: r.try_get("private_der")?,
+                    private_der: crate::sealing::open_signing_key(&keys, &r.try_get::<Vec<u8>, _>("private_der")?)?,
                     public_raw: r.try_get("public_raw")?,
                     created_at: r.try_get("created_at")?,
                 })
@@ -173,10 +174,57 @@ impl SqlStore {
             .collect()
     }
 
+    /// Seals again, with the first master key, every stored secret that is plain or sealed with
+    /// an older key: webhook secrets, header values and previous secrets, private signing keys.
+    /// Webhooks go in pages; a row changed meanwhile is left as its writer sealed it.
+    pub(crate) async fn reseal(&self) -> Result<u64> {
+        use crate::sealing::{seal_previous, seal_signing_key, spec_needs_reseal, spec_text};
+        let keys = self.keys.get();
+        let mut changed = 0;
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {WEBHOOK_COLS} FROM webhooks WHERE id > $1 ORDER BY id LIMIT 500")))
+                .bind(&after)
+                .fetch_all(&self.write)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id")?;
+            for row in &rows {
+                let spec: String = row.try_get("spec")?;
+                let previous: Option<String> = row.try_get("previous_secret")?;
+                if !spec_needs_reseal(&keys, &spec)? && !previous.as_deref().is_some_and(|p| keys.needs_reseal(p)) {
+                    continue;
+                }
+                let w = webhook_from_row(row, &keys)?;
+                changed += sqlx::query(
+                    "UPDATE webhooks SET spec = $2, previous_secret = $3 WHERE id = $1 AND spec = $4 \
+                     AND (previous_secret = $5 OR (previous_secret IS NULL AND $5 IS NULL))",
+                )
+                .bind(&w.id)
+                .bind(spec_text(&keys, &w.spec))
+                .bind(seal_previous(&keys, w.previous_secret.as_ref()))
+                .bind(&spec)
+                .bind(&previous)
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+            }
+        }
+        for key in self.signing_keys().await? {
+            changed += sqlx::query("UPDATE signing_keys SET private_der = $2 WHERE kid = $1")
+                .bind(&key.kid)
+                .bind(seal_signing_key(&keys, &key.private_der))
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+        }
+        Ok(changed)
+    }
+
     pub(crate) async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
         sqlx::query("INSERT INTO signing_keys (kid, private_der, public_raw, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (kid) DO NOTHING")
             .bind(&key.kid)
-            .bind(&key.private_der)
+            .bind(crate::sealing::seal_signing_key(&self.keys.get(), &key.private_der))
             .bind(&key.public_raw)
             .bind(key.created_at)
             .execute(&self.write)
@@ -451,6 +499,7 @@ impl SqlStore {
     // ---- webhooks ----
 
     pub(crate) async fn webhook_create(&self, w: &Webhook, max: i64) -> Result<()> {
+        let keys = self.keys.get();
         let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         // The workspace's row is locked before counting: a concurrent create waits here and
         // then counts this one too.
@@ -475,13 +524,13 @@ impl SqlStore {
         .bind(&w.owner_client_id)
         .bind(w.spec.status.as_str())
         .bind(w.spec.apply_to_all_descendants)
-        .bind(json_text(&w.spec))
+        .bind(crate::sealing::spec_text(&keys, &w.spec))
         .bind(w.updated)
         .bind(w.created_at)
         .bind(json_text(&w.spec.branches))
         .bind(json_text(&w.spec.business_units))
         .bind(&w.disabled_reason)
-        .bind(w.previous_secret.as_ref().map(|p| p.0.as_str()))
+        .bind(crate::sealing::seal_previous(&keys, w.previous_secret.as_ref()))
         .bind(w.previous_secret.as_ref().map(|p| p.1))
         .execute(&mut *tx)
         .await
@@ -497,7 +546,8 @@ impl SqlStore {
             .bind(id)
             .fetch_optional(&self.write)
             .await?;
-        row.as_ref().map(webhook_from_row).transpose()
+        let keys = self.keys.get();
+        row.as_ref().map(|r| webhook_from_row(r, &keys)).transpose()
     }
 
     pub(crate) async fn webhook_list(&self, workspace_id: &str, cursor: Option<&str>, limit: i64) -> Result<Page<Webhook>> {
@@ -509,11 +559,13 @@ impl SqlStore {
         .bind(limit + 1)
         .fetch_all(&self.read)
         .await?;
-        let items = rows.iter().map(webhook_from_row).collect::<Result<Vec<_>>>()?;
+        let keys = self.keys.get();
+        let items = rows.iter().map(|r| webhook_from_row(r, &keys)).collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, limit, |w| w.id.clone()))
     }
 
     pub(crate) async fn webhook_update(&self, w: &Webhook) -> Result<()> {
+        let keys = self.keys.get();
         let mut tx = self.write.begin().await?;
         let r = sqlx::query(
             "UPDATE webhooks SET failing_since = CASE WHEN $3 = 'enabled' AND status = 'disabled' THEN NULL ELSE failing_since END, \
@@ -525,12 +577,12 @@ impl SqlStore {
         .bind(&w.id)
         .bind(w.spec.status.as_str())
         .bind(w.spec.apply_to_all_descendants)
-        .bind(json_text(&w.spec))
+        .bind(crate::sealing::spec_text(&keys, &w.spec))
         .bind(w.updated)
         .bind(json_text(&w.spec.branches))
         .bind(json_text(&w.spec.business_units))
         .bind(&w.disabled_reason)
-        .bind(w.previous_secret.as_ref().map(|p| p.0.as_str()))
+        .bind(crate::sealing::seal_previous(&keys, w.previous_secret.as_ref()))
         .bind(w.previous_secret.as_ref().map(|p| p.1))
         .execute(&mut *tx)
         .await?;

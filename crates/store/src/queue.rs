@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tidings_core::event::{Event, Sender};
 use tidings_core::fasthash::{HashMap, HashSet};
+use tidings_core::seal::Keyring;
 use tidings_core::webhook::{Status, Webhook, WebhookSpec};
 
 use crate::{Completion, Job, NextState, PublishOutcome, PublishRequest, Result, StoreError};
@@ -119,13 +120,15 @@ pub(crate) trait Cols {
     fn flag(&self, col: &str) -> Result<bool>;
 }
 
-pub(crate) fn webhook_from<R: Cols>(row: &R) -> Result<Webhook> {
+/// A webhook from its row, its secrets opened with `keys`.
+pub(crate) fn webhook_from<R: Cols>(row: &R, keys: &Keyring) -> Result<Webhook> {
     let mut spec: WebhookSpec = parse_json("webhook spec", &row.text("spec")?)?;
+    crate::sealing::open_spec(keys, &mut spec)?;
     // The status column is authoritative: Tidings disables webhooks without rewriting the spec.
     let status = row.text("status")?;
     spec.status = Status::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("webhook status {status}")))?;
-    let previous = row.opt_text("previous_secret")?;
+    let previous = crate::sealing::open_previous(keys, row.opt_text("previous_secret")?)?;
     let previous_expires = row.opt_int("previous_secret_expires")?;
     Ok(Webhook {
         id: row.text("id")?,

@@ -77,7 +77,7 @@ impl SqlStore {
             let mut matched = Vec::with_capacity(rows.len());
             for row in &rows {
                 matched.push(MatchRow::from(row)?);
-                let w = queue::webhook_from(row)?;
+                let w = queue::webhook_from(row, &self.keys.get())?;
                 webhooks.insert(w.id.clone(), Arc::new(w));
                 status_paths.insert(key.0.to_string(), row.try_get("status_path")?);
             }
@@ -201,7 +201,7 @@ impl SqlStore {
         if !ids.is_empty() {
             let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue::WEBHOOK_COLS);
             for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
-                let w = queue::webhook_from(&row)?;
+                let w = queue::webhook_from(&row, &self.keys.get())?;
                 webhooks.insert(w.id.clone(), Arc::new(w));
             }
         }

@@ -19,10 +19,13 @@ pub(crate) async fn embedded() -> (tempfile::TempDir, Store) {
 
 /// A migrated embedded store in `dir`.
 pub(crate) async fn migrated(dir: &std::path::Path) -> Store {
-    let store = Store::open(&crate::Backend::Sqlite {
-        data_dir: dir.to_path_buf(),
-        shims: shims_from_env(),
-    })
+    let store = Store::open(
+        &crate::Backend::Sqlite {
+            data_dir: dir.to_path_buf(),
+            shims: shims_from_env(),
+        },
+        keys(),
+    )
     .await
     .unwrap();
     store.migrate().await.unwrap();
@@ -144,10 +147,13 @@ pub(crate) async fn postgres_with_webhooks(n: usize) -> (String, Store) {
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let store = Store::open(&crate::Backend::Postgres {
-        url,
-        max_connections: 4,
-    })
+    let store = Store::open(
+        &crate::Backend::Postgres {
+            url,
+            max_connections: 4,
+        },
+        keys(),
+    )
     .await
     .unwrap();
     store.migrate().await.unwrap();
@@ -246,4 +252,11 @@ pub(crate) async fn completion_recorded_twice_stores_one_attempt(store: &Store) 
 /// `TIDINGS_DATABASE__SQLITE_SHIMS=false` (CI runs the suite both ways).
 pub(crate) fn shims_from_env() -> bool {
     std::env::var("TIDINGS_DATABASE__SQLITE_SHIMS").map_or(true, |v| v != "false")
+}
+
+/// Master keys for a test store (a fresh random key).
+pub(crate) fn keys() -> crate::Keys {
+    crate::Keys::new(
+        tidings_core::seal::Keyring::parse(&tidings_core::seal::generate_key()).unwrap(),
+    )
 }

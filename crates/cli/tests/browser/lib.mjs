@@ -37,6 +37,8 @@ export async function startServer(env = {}) {
       TIDINGS_PUBLIC_URL: url,
       TIDINGS_DATA_DIR: data,
       TIDINGS_OPERATOR_KEY: OPERATOR_KEY,
+      // Nodes that share a database share the master key (a test key: the data is throwaway).
+      TIDINGS_MASTER_KEY: 'dGlkaW5ncy10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=',
       TIDINGS_ALLOW_ADDRESSES: '127.0.0.0/8',
       TIDINGS_DELIVERY__RETRY_SCHEDULE: '300ms',
       TIDINGS_DELIVERY__POLL_INTERVAL: '100ms',

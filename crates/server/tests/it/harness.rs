@@ -140,13 +140,39 @@ impl TestApp {
     }
 
     async fn boot(&mut self) {
-        let config = Config::load_from(None, &self.env).expect("test configuration");
+        self.try_boot().await.expect("server starts");
+    }
+
+    async fn try_boot(&mut self) -> anyhow::Result<()> {
+        let config = Config::load_from(None, &self.env)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = tidings_server::start(config, listener, self.clock.clone())
-            .await
-            .expect("server starts");
+        let server = tidings_server::start(config, listener, self.clock.clone()).await?;
         self.base = format!("http://{}", server.addr);
         self.server = Some(server);
+        Ok(())
+    }
+
+    /// Like [`TestApp::restart_with`], but the start may fail (its error is returned).
+    pub async fn try_restart_with(&mut self, settings: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.stop().await;
+        for (k, v) in settings {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.to_string(), v.to_string()));
+        }
+        self.try_boot().await
+    }
+
+    /// The embedded store's data directory (also where the master key file is).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
+    /// A `TIDINGS_*` setting the server was started with.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Stops the server gracefully and starts a new one on the same store, with `settings`

@@ -7,6 +7,7 @@ mod receiver;
 
 mod abuse;
 mod api_errors;
+mod at_rest;
 mod catalog;
 mod console;
 mod delivery;

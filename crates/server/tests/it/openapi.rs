@@ -44,6 +44,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("patch", "/v1/settings/webhooks/{id}"),
     ("delete", "/v1/settings/webhooks/{id}"),
     ("post", "/v1/settings/webhooks/{id}/secret/rotate"),
+    ("post", "/v1/admin/master-key/rotate"),
     ("post", "/v1/settings/webhooks/{id}/test"),
     ("post", "/v1/emulator"),
     ("get", "/v1/settings/webhooks/{id}/deliveries"),

@@ -198,6 +198,7 @@ impl Writer {
         path: &Path,
         busy_timeout: std::time::Duration,
         shim: bool,
+        keys: crate::Keys,
     ) -> Result<Self> {
         // With the shim, the writer's log frames go out one write per commit
         // (`tidings_walvfs`); readers and the checkpointer use the default VFS on the same files.
@@ -223,7 +224,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, keys))
             .map_err(|e| StoreError::DataDir(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             queue: Mutex::new(Some(tx)),
@@ -330,9 +331,9 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Work>) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Work>, keys: crate::Keys) {
     let mut durable_mode = true;
-    let mut cache = ReadCache::default();
+    let mut cache = ReadCache::new(keys);
     while let Ok(first) = rx.recv() {
         let mut work = vec![first];
         while work.len() < MAX_WORK {
@@ -553,7 +554,8 @@ mod tests {
             })
             .into_iter()
             .collect();
-        let (done, commit) = transaction(&mut conn, &mut ReadCache::default(), work);
+        let (done, commit) =
+            transaction(&mut conn, &mut ReadCache::new(crate::testing::keys()), work);
         commit.unwrap();
         assert_eq!(done.len(), 3);
         for (w, out) in done {

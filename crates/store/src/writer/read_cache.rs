@@ -19,8 +19,8 @@ use rusqlite::Connection;
 use tidings_core::fasthash::HashMap;
 use tidings_core::webhook::Webhook;
 
-use crate::Result;
 use crate::queue::{MatchRow, SUCCESS_RESOLUTION_MS};
+use crate::{Keys, Result};
 
 /// Entries (of each map) above which the cache starts over at the next transaction: this bounds
 /// a churn of workspaces or webhooks; the working set of a node is far smaller.
@@ -30,6 +30,8 @@ const BOUND: usize = 100_000;
 type ByChain = HashMap<Vec<String>, Arc<[MatchRow]>>;
 
 pub(super) struct ReadCache {
+    /// The master keys that open the secrets of the webhooks it parses.
+    keys: Keys,
     /// Entries of a map above which it starts over ([`BOUND`]; smaller in tests).
     bound: usize,
     /// `PRAGMA data_version` when the entries were read (`None`: nothing read yet).
@@ -45,15 +47,14 @@ pub(super) struct ReadCache {
     successes: HashMap<String, i64>,
 }
 
-impl Default for ReadCache {
-    fn default() -> Self {
-        Self::with_bound(BOUND)
-    }
-}
-
 impl ReadCache {
-    fn with_bound(bound: usize) -> Self {
+    pub(super) fn new(keys: Keys) -> Self {
+        Self::with_bound(keys, BOUND)
+    }
+
+    fn with_bound(keys: Keys, bound: usize) -> Self {
         Self {
+            keys,
             bound,
             version: None,
             matches: HashMap::default(),
@@ -62,6 +63,11 @@ impl ReadCache {
             fields: HashMap::default(),
             successes: HashMap::default(),
         }
+    }
+
+    /// The master keys in force, to open the secrets of webhooks read from the database.
+    pub(super) fn keyring(&self) -> std::sync::Arc<tidings_core::seal::Keyring> {
+        self.keys.get()
     }
 
     /// Called first in every transaction: drops everything if another connection committed
@@ -183,7 +189,7 @@ mod tests {
             tidings_walvfs::pcache::install();
         }
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let mut cache = ReadCache::with_bound(2);
+        let mut cache = ReadCache::with_bound(crate::testing::keys(), 2);
         cache.begin(&conn).unwrap();
         for i in 0..3 {
             cache.put_webhook(Arc::new(webhook(i)));

@@ -175,8 +175,9 @@ fn read_matches(
         *queue::WEBHOOK_COLS_OF_W,
         queue::in_list(1, chain.len())
     );
+    let keys = cache.keyring();
     let rows = query(conn, &sql, &args, |r| {
-        Ok((MatchRow::from(r)?, queue::webhook_from(r)?))
+        Ok((MatchRow::from(r)?, queue::webhook_from(r, &keys)?))
     })?;
     let mut matched = Vec::with_capacity(rows.len());
     for (m, w) in rows {
@@ -362,7 +363,8 @@ fn jobs_for(
             &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
             args.len(),
         );
-        for w in query(conn, &sql, &args, |r| queue::webhook_from(r))? {
+        let keys = cache.keyring();
+        for w in query(conn, &sql, &args, |r| queue::webhook_from(r, &keys))? {
             cache.put_webhook(Arc::new(w));
         }
     }
