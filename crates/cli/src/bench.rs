@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 mod disk;
 mod load;
 mod many;
+mod soak;
 
 /// A number field of a scenario's line (0 when absent).
 fn num(v: &Value, field: &str) -> f64 {
@@ -37,6 +38,8 @@ const BENCH_MASTER_KEY: &str = "dGlkaW5ncy1iZW5jaC1tYXN0ZXIta2V5LTMyYnl0ZXM=";
 pub struct Options {
     pub scenarios: Vec<String>,
     pub duration: Duration,
+    /// How long `soak` runs.
+    pub soak: Duration,
     pub connections: usize,
     pub rate: u64,
     pub backlog: u64,
@@ -70,6 +73,8 @@ struct Receiver {
     last: AtomicU64,
     latencies: Mutex<Vec<u64>>,
     record_latency: AtomicBool,
+    /// Answers `500` to this many requests in a thousand, at random (`soak`); 0 otherwise.
+    fail_permille: AtomicU64,
 }
 
 fn publish_time(body: &[u8]) -> Option<u64> {
@@ -118,7 +123,12 @@ async fn start_receiver() -> anyhow::Result<(String, Arc<Receiver>)> {
                         r.last.fetch_max(now, Ordering::Relaxed);
                         r.count.fetch_add(1, Ordering::Release);
                         let mut resp = hyper::Response::new(Full::new(Bytes::new()));
-                        *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+                        let fail = r.fail_permille.load(Ordering::Relaxed);
+                        *resp.status_mut() = if fail > 0 && rand::random_range(0..1000) < fail {
+                            hyper::StatusCode::INTERNAL_SERVER_ERROR
+                        } else {
+                            hyper::StatusCode::NO_CONTENT
+                        };
                         Ok::<_, std::convert::Infallible>(resp)
                     }
                 });
@@ -141,6 +151,7 @@ impl Receiver {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
         self.record_latency.store(record_latency, Ordering::Relaxed);
+        self.fail_permille.store(0, Ordering::Relaxed);
     }
 }
 
@@ -157,6 +168,16 @@ impl Server {
         delivery: bool,
         data: Option<tempfile::TempDir>,
     ) -> anyhow::Result<Server> {
+        Self::start_with(opts, delivery, data, &[]).await
+    }
+
+    /// [`Server::start`] with extra `TIDINGS_*` settings.
+    async fn start_with(
+        opts: &Options,
+        delivery: bool,
+        data: Option<tempfile::TempDir>,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
         let data = match data {
             Some(d) => d,
             None => tempfile::tempdir()?,
@@ -172,6 +193,9 @@ impl Server {
             .env("TIDINGS_ALLOW_ADDRESSES", "127.0.0.0/8")
             .env("TIDINGS_DELIVERY__ENABLED", delivery.to_string())
             .env("TIDINGS_MAX_BODY_BYTES", "4194304")
+            // `many-webhooks` asks for a token per workspace, from one address.
+            .env("TIDINGS_OAUTH__REQUESTS_PER_MINUTE_PER_ADDRESS", "0")
+            .env("TIDINGS_OAUTH__REQUESTS_PER_MINUTE_PER_CLIENT", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -181,6 +205,7 @@ impl Server {
         if std::env::var_os("TIDINGS_MASTER_KEY").is_none() {
             cmd.env("TIDINGS_MASTER_KEY", BENCH_MASTER_KEY);
         }
+        cmd.envs(settings.iter().copied());
         let child = cmd.spawn()?;
         let server = Server {
             child,
@@ -632,7 +657,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 }
                 v
             }
-            other => anyhow::bail!("unknown scenario {other}; choose from {}", ALL.join(", ")),
+            "soak" => soak::run(&opts, &rx_url, &rx).await?,
+            other => anyhow::bail!(
+                "unknown scenario {other}; choose from {}, soak",
+                ALL.join(", ")
+            ),
         };
         println!("{line}");
     }

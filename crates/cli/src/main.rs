@@ -42,13 +42,14 @@ enum Command {
     DefaultConfig,
     /// Run the benchmark scenarios against a fresh server and print one JSON line each.
     Bench {
-        /// Comma-separated scenarios (default: all): baseline, fanout1, fanout10, latency,
-        /// backlog, many-webhooks.
+        /// Comma-separated scenarios (default: all but soak): baseline, fanout1, fanout10,
+        /// latency, backlog, many-webhooks; soak (half the maximum rate for 30 minutes, receivers
+        /// failing at random: memory, database size and queue depth over time).
         #[arg(long, value_delimiter = ',')]
         scenarios: Vec<String>,
-        /// Load duration of each scenario.
-        #[arg(long, default_value = "10s", value_parser = humantime_duration)]
-        duration: std::time::Duration,
+        /// Load duration of each scenario (default 10s; `soak`: 30m).
+        #[arg(long, value_parser = humantime_duration)]
+        duration: Option<std::time::Duration>,
         /// Concurrent connections of the load generator.
         #[arg(long, default_value_t = 32)]
         connections: usize,
@@ -169,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
                 bench::Options {
                     scenarios,
                     duration: std::time::Duration::from_millis(500),
+                    soak: duration.unwrap_or(std::time::Duration::from_secs(3)),
                     connections: 4,
                     rate: 100,
                     backlog: 500,
@@ -179,7 +181,8 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 bench::Options {
                     scenarios,
-                    duration,
+                    duration: duration.unwrap_or(std::time::Duration::from_secs(10)),
+                    soak: duration.unwrap_or(std::time::Duration::from_secs(30 * 60)),
                     connections,
                     rate,
                     backlog,

@@ -3,19 +3,26 @@
 
 use std::process::Command;
 
-#[test]
-fn the_bench_smoke_run_prints_every_scenario() {
+/// Runs `tidings bench` with `args`; its standard output, once it succeeded.
+fn bench(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["bench", "--quick"])
+        .arg("bench")
+        .args(args)
         .output()
         .expect("bench runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "bench failed: {}\n{}",
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn the_bench_smoke_run_prints_every_scenario() {
+    let stdout = bench(&["--quick"]);
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
@@ -116,4 +123,20 @@ fn the_bench_smoke_run_prints_every_scenario() {
         lines[5]
     );
     assert!(writer_cpu <= load_cpu, "{}", lines[5]);
+}
+
+/// `soak` in a few seconds: it samples the server over time and reports each series with
+/// whether it stayed bounded.
+#[test]
+fn a_short_soak_reports_memory_store_size_and_queue_depth_over_time() {
+    let stdout = bench(&["--quick", "--scenarios", "soak", "--duration", "3s"]);
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(line["scenario"], "soak");
+    assert!(line["events"].as_u64().unwrap() > 0, "{line}");
+    assert!(line["samples"].as_array().unwrap().len() >= 2, "{line}");
+    for series in ["rss_mb", "store_mb", "queue_depth"] {
+        assert!(line[series]["max"].as_f64().is_some(), "{series}: {line}");
+        assert!(line[series]["bounded"].is_boolean(), "{series}: {line}");
+    }
+    assert!(line["bounded"].is_boolean(), "{line}");
 }

@@ -1,7 +1,7 @@
 //! Configuration: the embedded `config.default.toml`, then a TOML file, then `TIDINGS_*`
 //! environment variables; parsed once into validated values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +33,23 @@ pub enum ConfigError {
     Unknown(String),
     #[error("invalid setting {key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+/// Dotted setting (`delivery.timeout`) → where its value came from (a file, a variable).
+type Origins = HashMap<String, String>;
+
+/// Names where an invalid setting came from, when not from the defaults.
+fn with_origin(e: ConfigError, origins: &Origins) -> ConfigError {
+    match e {
+        ConfigError::Invalid { key, message } => {
+            let key = match origins.get(&key) {
+                Some(origin) if *origin != key => format!("{key} (from {origin})"),
+                _ => key,
+            };
+            ConfigError::Invalid { key, message }
+        }
+        other => other,
+    }
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
@@ -251,25 +268,27 @@ impl Config {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from("tidings.toml")).filter(|p| p.exists()),
         };
+        // Where each setting that is not a default came from, for errors: a file or a variable.
+        let mut origins = Origins::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            let overlay = parse_toml(&path.display().to_string(), &text)?;
-            merge(&mut table, overlay, "")?;
+            let origin = path.display().to_string();
+            let overlay = parse_toml(&origin, &text)?;
+            merge(&mut table, overlay, "", &origin, &mut origins)?;
         }
         for (key, value) in env {
-            apply_env(&mut table, key, value)?;
+            apply_env(&mut table, key, value, &mut origins)?;
         }
-        let raw: RawConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    origin: "configuration".into(),
-                    message: e.message().to_string(),
-                })?;
-        raw.validate()
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                invalid(&key, e.into_inner().message().to_string())
+            })
+            .map_err(|e| with_origin(e, &origins))?;
+        raw.validate().map_err(|e| with_origin(e, &origins))
     }
 
     /// Sets the public URL from the bound address when none was configured, and the default
@@ -523,7 +542,13 @@ fn parse_toml(origin: &str, text: &str) -> Result<toml::Table, ConfigError> {
 
 /// Deep-merges `overlay` into `base`; keys must exist in the defaults (typos are errors), except
 /// under `plans`, where the operator adds tables of its own.
-fn merge(base: &mut toml::Table, overlay: toml::Table, prefix: &str) -> Result<(), ConfigError> {
+fn merge(
+    base: &mut toml::Table,
+    overlay: toml::Table,
+    prefix: &str,
+    origin: &str,
+    origins: &mut Origins,
+) -> Result<(), ConfigError> {
     for (k, v) in overlay {
         let path = if prefix.is_empty() {
             k.clone()
@@ -532,11 +557,15 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, prefix: &str) -> Result<(
         };
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) if prefix != "plans" => {
-                merge(b, o, &path)?
+                merge(b, o, &path, origin, origins)?
             }
-            (Some(slot), v) => *slot = v,
+            (Some(slot), v) => {
+                *slot = v;
+                origins.insert(path, origin.to_string());
+            }
             (None, v) if prefix == "plans" || OPTIONAL_STRINGS.contains(&path.as_str()) => {
                 base.insert(k, v);
+                origins.insert(path, origin.to_string());
             }
             (None, _) => return Err(ConfigError::Unknown(path)),
         }
@@ -545,7 +574,12 @@ fn merge(base: &mut toml::Table, overlay: toml::Table, prefix: &str) -> Result<(
 }
 
 /// Applies `TIDINGS_SECTION__KEY=value`, typed after the default it replaces.
-fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+fn apply_env(
+    table: &mut toml::Table,
+    var: &str,
+    value: &str,
+    origins: &mut Origins,
+) -> Result<(), ConfigError> {
     let Some(rest) = var.strip_prefix("TIDINGS_") else {
         return Ok(());
     };
@@ -565,6 +599,7 @@ fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Conf
     let Some(slot) = cursor.get_mut(last) else {
         return Err(ConfigError::Unknown(var.to_string()));
     };
+    origins.insert(path.join("."), var.to_string());
     let bad = |what: &str| invalid(var, format!("'{value}' is not {what}"));
     *slot = match slot {
         toml::Value::Boolean(_) => toml::Value::Boolean(match value {
@@ -595,6 +630,25 @@ fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<(), Conf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invalid_value_names_its_setting_and_where_it_came_from() {
+        let e = Config::load_from(None, &env(&[("TIDINGS_DELIVERY__TIMEOUT", "abc")])).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("delivery.timeout (from TIDINGS_DELIVERY__TIMEOUT)"),
+            "{text}"
+        );
+        assert!(text.contains("abc"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidings.toml");
+        std::fs::write(&path, "[retention]\nsucceeded = \"soon\"\n").unwrap();
+        let text = Config::load_from(Some(&path), &[]).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!("retention.succeeded (from {})", path.display())),
+            "{text}"
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

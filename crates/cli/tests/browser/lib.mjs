@@ -137,7 +137,9 @@ export async function eventually(check, what) {
   const deadline = Date.now() + 15000;
   for (;;) {
     if (await check()) return;
-    assert.ok(Date.now() < deadline, `not reached in time: ${what}`);
+    if (Date.now() >= deadline) {
+      assert.fail(`not reached in time: ${typeof what === 'function' ? await what() : what}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -123,7 +123,7 @@ test('a company admin enables integration, configures a webhook, tests it and re
   await eventually(async () => {
     await page.reload();
     return (await page.locator('dd .badge', { hasText: 'succeeded' }).count()) > 0;
-  }, 'the retried delivery succeeds');
+  }, async () => `the retried delivery succeeds (receiver saw ${rx.received.length} requests; page: ${(await page.locator('main').innerText()).slice(0, 1500)})`);
 
   await nav(page, 'Certificates').click();
   assert.equal(await page.getByRole('link', { name: 'Certificates (PEM)' }).getAttribute('href'), '/v1/certificates');

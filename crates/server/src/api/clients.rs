@@ -157,7 +157,7 @@ pub fn routes() -> Routes {
                 Auth::Operator,
                 "Create integration client credentials (the secret is returned only here)",
             )
-            .body::<CreateClient>()
+            .optional_body::<CreateClient>()
             .returns::<ClientView>(201, "Created, with clientSecret"),
             post(create),
         )

@@ -42,6 +42,8 @@ pub struct Op {
     pub tag: &'static str,
     pub auth: Auth,
     pub request: Option<SchemaFn>,
+    /// Whether the request body may be left out.
+    pub body_optional: bool,
     /// Whether the operation takes `limit` and `cursor`.
     pub paginated: bool,
     pub responses: Vec<(u16, &'static str, Option<SchemaFn>)>,
@@ -62,6 +64,7 @@ impl Op {
             tag,
             auth,
             request: None,
+            body_optional: false,
             paginated: false,
             responses: Vec::new(),
         }
@@ -69,6 +72,13 @@ impl Op {
 
     pub fn body<T: JsonSchema>(mut self) -> Self {
         self.request = Some(schema::<T>);
+        self
+    }
+
+    /// A request body that may be left out (the operation has defaults for all of it).
+    pub fn optional_body<T: JsonSchema>(mut self) -> Self {
+        self.request = Some(schema::<T>);
+        self.body_optional = true;
         self
     }
 
@@ -194,7 +204,7 @@ pub fn openapi(ops: &[Op]) -> Value {
             } else {
                 json!({"application/json": {"schema": req(&mut generator)}})
             };
-            operation["requestBody"] = json!({"required": true, "content": media});
+            operation["requestBody"] = json!({"required": !op.body_optional, "content": media});
         }
         let mut responses = Map::new();
         for (status, description, body) in &op.responses {
@@ -206,7 +216,9 @@ pub fn openapi(ops: &[Op]) -> Value {
         }
         if op.auth != Auth::Client {
             responses.insert("4XX".into(), json!({"description": "Client error (SPEC error body)", "content": {"application/json": {"schema": error_schema}}}));
+            responses.insert("5XX".into(), json!({"description": "Server error, e.g. 503 while the store is unreachable (SPEC error body)", "content": {"application/json": {"schema": error_schema}}}));
         }
+        operation["responses"] = Value::Object(responses);
         let entry = paths
             .entry(op.path.to_string())
             .or_insert_with(|| json!({}));

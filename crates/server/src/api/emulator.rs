@@ -268,7 +268,7 @@ pub fn routes() -> Routes {
                 Auth::Integrator,
                 "Emulator: send one notification now and report it",
             )
-            .body::<TestInput>()
+            .optional_body::<TestInput>()
             .returns::<Report>(200, "What was sent and received"),
             post(test),
         )

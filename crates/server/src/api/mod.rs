@@ -65,6 +65,46 @@ async fn plain_request_ids(mut req: Request) -> Request {
     req
 }
 
+/// A client error that a framework layer answered in plain text (a path that is not UTF-8, a
+/// malformed path parameter) gets the SPEC's error body like every other; its headers (e.g.
+/// `Allow`, `Retry-After`) are kept.
+async fn spec_error_bodies(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message: String = match text.trim() {
+        "" => status
+            .canonical_reason()
+            .unwrap_or("client error")
+            .to_string(),
+        t => t.chars().take(300).collect(),
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        _ => "bad_request",
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name, value.clone());
+        }
+    }
+    out
+}
+
 async fn not_found(req: Request) -> ApiError {
     ApiError::not_found(&format!("route {} {}", req.method(), req.uri().path()))
 }
@@ -142,6 +182,7 @@ pub fn router(state: AppState) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::map_response(spec_error_bodies))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(

@@ -253,7 +253,7 @@ pub fn routes() -> Routes {
                 Auth::Operator,
                 "Open a one-time portal link for a workspace (docs/console.md)",
             )
-            .body::<PortalSessionInput>()
+            .optional_body::<PortalSessionInput>()
             .returns::<PortalSessionView>(201, "The link and when it expires"),
             post(create_portal_session),
         )

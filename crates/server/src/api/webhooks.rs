@@ -343,7 +343,7 @@ pub fn routes() -> Routes {
                 Auth::Integrator,
                 "New secret; the previous one keeps signing for 24 hours",
             )
-            .body::<RotateInput>()
+            .optional_body::<RotateInput>()
             .returns::<WebhookView>(
                 200,
                 "The webhook with its new secret and previousSecretExpiresAt",

@@ -81,6 +81,15 @@ async fn malformed_input_gets_the_right_status_and_error_body(backend: Backend) 
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         ),
+        // A path parameter that is not UTF-8: the framework's rejection, in the SPEC's body.
+        (
+            app.as_integrator(&who, Method::GET, "/v1/settings/webhooks/%FF%FE")
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
         (
             app.as_integrator(&who, Method::GET, "/v1/settings/webhooks?limit=0")
                 .send()

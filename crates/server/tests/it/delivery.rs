@@ -7,7 +7,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::harness::{Backend, TestApp};
+use crate::harness::{Backend, TestApp, eventually, get};
 use crate::receiver::{Received, TestReceiver};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -114,8 +114,18 @@ async fn a_failed_attempt_is_retried_with_the_same_webhook_id(backend: Backend) 
     let got = rx.wait_for(2, WAIT).await;
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
     assert_eq!(got[0].body, got[1].body, "the retry sends the same body");
-    // Answered 200 the second time: no third attempt follows.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Answered 200 the second time: the delivery succeeded with two attempts, so no third
+    // attempt can follow.
+    let hooks = get(&app, &who, "/v1/settings/webhooks").await;
+    let hook = hooks["data"][0]["id"].as_str().unwrap();
+    let path = format!("/v1/settings/webhooks/{hook}/deliveries");
+    eventually(|| async {
+        let list = get(&app, &who, &path).await;
+        list["data"][0]["state"] == "succeeded"
+    })
+    .await;
+    let list = get(&app, &who, &path).await;
+    assert_eq!(list["data"][0]["attempts"], 2, "{list}");
     assert_eq!(rx.received().len(), 2);
 }
 
@@ -145,9 +155,9 @@ async fn fan_out_reaches_only_enabled_webhooks_with_the_trigger(backend: Backend
     let out = app
         .publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {}}))
         .await;
+    // One delivery exists, and `a` received it.
     assert_eq!(out["deliveries"], 1);
     a.wait_for(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         (
             a.received().len(),
@@ -169,8 +179,23 @@ async fn deliveries_pending_at_shutdown_are_sent_after_restart(backend: Backend)
         app.publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {"n": n}}))
             .await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(rx.received().is_empty(), "no worker runs in this process");
+    // No worker runs in this process: the five wait in the queue.
+    let hooks = get(&app, &who, "/v1/settings/webhooks").await;
+    let hook = hooks["data"][0]["id"].as_str().unwrap();
+    let list = get(
+        &app,
+        &who,
+        &format!("/v1/settings/webhooks/{hook}/deliveries"),
+    )
+    .await;
+    let states: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["pending"; 5]);
+    assert!(rx.received().is_empty());
 
     app.restart_with(&[("TIDINGS_DELIVERY__ENABLED", "true")])
         .await;
@@ -200,7 +225,8 @@ async fn a_delivery_cut_off_by_shutdown_is_sent_again_after_restart(backend: Bac
         .await;
     app.publish(json!({"type": "workorder.created", "workspaceId": "acme", "data": {"n": 1}}))
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // the request is in flight now
+    // The receiver has the request (and holds its answer back): it is in flight now.
+    rx.wait_for(1, WAIT).await;
     app.stop().await;
     rx.set_delay(Duration::ZERO);
     app.restart_with(&[]).await;
@@ -223,7 +249,6 @@ async fn an_event_caused_by_a_client_is_not_sent_to_its_own_webhooks(backend: Ba
         (out["deliveries"].as_i64(), out["suppressed"].as_i64()),
         (Some(0), Some(1))
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(rx.received().is_empty());
 }
 

@@ -12,6 +12,7 @@ mod catalog;
 mod console;
 mod delivery;
 mod engine;
+mod faults;
 mod hostile;
 mod limits;
 mod oauth;

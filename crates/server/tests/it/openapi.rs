@@ -115,6 +115,20 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
                 .replace("{id}", "x")
                 .replace("{client_id}", "x")
                 .replace("{name}", "x");
+            // Every operation documents what it answers: a success, and the SPEC error body
+            // for client errors (the token endpoint: RFC 6749's).
+            let op = &item[method.as_str()];
+            let responses = op["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path} has no responses"));
+            assert!(
+                responses.keys().any(|c| c.starts_with('2')),
+                "{method} {path} documents no success"
+            );
+            assert!(
+                responses.keys().any(|c| c.starts_with('4')),
+                "{method} {path} documents no client error"
+            );
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = app
                 .http
