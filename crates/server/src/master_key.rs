@@ -38,6 +38,9 @@ pub fn load(config: &Config) -> anyhow::Result<MasterKey> {
             source: Source::Environment,
         });
     }
+    // The data directory is Tidings' own, whichever store: its owner's only (the embedded store
+    // tightens it too; on PostgreSQL it may hold only the key file).
+    tidings_store::private_dir(&config.data_dir)?;
     let path = config.master_key_file.clone();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -55,6 +58,13 @@ pub fn load(config: &Config) -> anyhow::Result<MasterKey> {
     };
     let keyring =
         Keyring::parse(&text).with_context(|| format!("the master key file {}", path.display()))?;
+    // Its owner's only, also when an earlier version or a person made it readable to others.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting the master key file {}", path.display()))?;
+    }
     Ok(MasterKey {
         keys: Keys::new(keyring),
         source: Source::File(path),
@@ -115,9 +125,13 @@ pub async fn rotate(master: &MasterKey, store: &Store) -> Result<(String, u64), 
 }
 
 /// Writes `text` to `path`, readable and writable by its owner only (replacing it atomically
-/// unless `create_new`).
+/// unless `create_new`). A missing directory is created readable by its owner only; an existing
+/// one is left as it is (it may be the operator's, e.g. `/etc/tidings`).
 fn write_private(path: &Path, text: &str, create_new: bool) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
         tidings_store::private_dir(dir)?;
     }
     let target = if create_new {
