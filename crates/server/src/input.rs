@@ -111,6 +111,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             ));
         }
         let bytes = read_body(req).await?;
+        // Every request body of the API is an object. serde would also fill a struct from an
+        // array (`[null, null]`, field by field), which no client means.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::invalid_field("body", "must be a JSON object"));
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -184,6 +189,18 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_array_is_not_taken_for_an_object() {
+        let req = Request::builder()
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from("[null, null]"))
+            .unwrap();
+        let e = <JsonBody<serde_json::Value> as FromRequest<()>>::from_request(req, &())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "validation_failed");
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
