@@ -210,10 +210,15 @@ impl SqlStore {
                 .rows_affected();
             }
         }
-        for key in self.signing_keys().await? {
+        for row in sqlx::query("SELECT kid, private_der FROM signing_keys").fetch_all(&self.write).await? {
+            let stored: Vec<u8> = row.try_get("private_der")?;
+            if !keys.needs_reseal(std::str::from_utf8(&stored).unwrap_or("")) {
+                continue;
+            }
+            let private_der = crate::sealing::open_signing_key(&keys, &stored)?;
             changed += sqlx::query("UPDATE signing_keys SET private_der = $2 WHERE kid = $1")
-                .bind(&key.kid)
-                .bind(seal_signing_key(&keys, &key.private_der))
+                .bind(row.try_get::<String, _>("kid")?)
+                .bind(seal_signing_key(&keys, &private_der))
                 .execute(&self.write)
                 .await?
                 .rows_affected();

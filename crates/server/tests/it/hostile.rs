@@ -34,6 +34,12 @@ async fn hostile(answer: Answer) -> SocketAddr {
     addr
 }
 
+/// Writes `answer` once and holds the connection open (past the attempt's timeout).
+async fn answer_once(mut s: tokio::net::TcpStream, answer: &'static [u8]) {
+    let _ = s.write_all(answer).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+}
+
 /// Writes `chunk` forever (until the peer goes).
 async fn forever(mut s: tokio::net::TcpStream, head: &'static [u8], chunk: &'static [u8]) {
     if s.write_all(head).await.is_err() {
@@ -124,56 +130,39 @@ async fn hostile_answers_end_in_time_with_an_outcome_that_says_why(backend: Back
         ),
         (
             "a plus in the length",
-            |mut s| {
-                Box::pin(async move {
-                    let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello")
-                        .await;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                })
+            |s| {
+                Box::pin(answer_once(
+                    s,
+                    b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello",
+                ))
             },
             &["protocol"],
         ),
         (
             "a padded chunk size",
-            |mut s| {
-                Box::pin(async move {
-                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n  2\r\nok\r\n0\r\n\r\n").await;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                })
+            |s| {
+                Box::pin(answer_once(
+                    s,
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n  2\r\nok\r\n0\r\n\r\n",
+                ))
             },
             &["ok", "protocol"],
         ),
         (
             "garbage",
-            |mut s| {
-                Box::pin(async move {
-                    let _ = s.write_all(b"SMTP ready\r\n\r\n").await;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                })
-            },
+            |s| Box::pin(answer_once(s, b"SMTP ready\r\n\r\n")),
             &["protocol"],
         ),
         (
             "a second, unasked answer",
-            |mut s| {
-                Box::pin(async move {
-                    let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n").await;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                })
+            |s| {
+                Box::pin(answer_once(s, b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n"))
             },
             &["ok"],
         ),
         (
             "bare line feeds",
-            |mut s| {
-                Box::pin(async move {
-                    let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\ncontent-length: 2\n\nok")
-                        .await;
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                })
-            },
+            |s| Box::pin(answer_once(s, b"HTTP/1.1 200 OK\ncontent-length: 2\n\nok")),
             &["ok", "protocol"],
         ),
     ];
