@@ -21,9 +21,17 @@ pub struct Sender {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventInput {
+    /// An event type of the catalog.
     #[serde(rename = "type")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
     pub kind: String,
+    #[schemars(
+        regex(pattern = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
+        length(max = 128)
+    )]
     pub workspace_id: String,
+    /// A JSON object.
+    #[schemars(with = "serde_json::Map<String, Value>")]
     pub data: Value,
     #[serde(default)]
     pub branch_id: Option<String>,
@@ -31,15 +39,18 @@ pub struct EventInput {
     pub business_unit_id: Option<String>,
     /// The business object the event is about (e.g. a work order id); a string or a number.
     #[serde(default)]
+    #[schemars(extend("type" = ["string", "number", "null"]))]
     pub subject_id: Option<Value>,
     #[serde(default)]
     pub sender: Option<Sender>,
     #[serde(default)]
     pub origin_client_id: Option<String>,
     #[serde(default)]
+    #[schemars(length(min = 1, max = 255))]
     pub idempotency_key: Option<String>,
     /// RFC 3339; defaults to the time the event is accepted.
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     pub occurred_at: Option<String>,
 }
 
@@ -81,7 +92,7 @@ impl EventInput {
             errors.push("subjectId", "must be a string or a number");
         }
         if let Some(k) = &self.idempotency_key
-            && (k.is_empty() || k.len() > 255)
+            && (k.is_empty() || k.chars().count() > 255)
         {
             errors.push("idempotencyKey", "must be 1-255 characters");
         }

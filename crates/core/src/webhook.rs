@@ -193,9 +193,14 @@ pub struct WebhookInput {
     /// The seed's request table spells it `applyToAllDescendents`; both are accepted.
     #[serde(alias = "applyToAllDescendents")]
     pub apply_to_all_descendants: Option<bool>,
+    /// An absolute `http`/`https` URL, without credentials, to a public address.
+    #[schemars(regex(pattern = r"^[hH][tT][tT][pP][sS]?://"))]
     pub url: Option<String>,
     pub secret: Option<String>,
+    #[schemars(extend("maxProperties" = 50))]
     pub headers: Option<BTreeMap<String, String>>,
+    /// Event types of the catalog, each once.
+    #[schemars(length(min = 1, max = 100))]
     pub triggers: Option<Vec<String>>,
     pub status: Option<Status>,
     pub content_type: Option<ContentType>,

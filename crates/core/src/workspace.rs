@@ -42,6 +42,8 @@ impl WorkspaceType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unit {
+    /// Unique within its list.
+    #[schemars(length(min = 1, max = 128))]
     pub id: String,
     #[serde(default)]
     pub name: String,
@@ -75,8 +77,15 @@ pub struct Workspace {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkspaceInput {
+    /// 1–128 of letters, digits, `.`, `_` and `-`, not only dots.
     #[serde(default)]
+    #[schemars(
+        regex(pattern = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
+        length(max = 128)
+    )]
     pub id: Option<String>,
+    /// 1–256 characters, not only spaces.
+    #[schemars(regex(pattern = r"\S"), length(min = 1, max = 256))]
     pub name: String,
     #[serde(default, rename = "type")]
     pub kind: Option<WorkspaceType>,
@@ -90,8 +99,10 @@ pub struct WorkspaceInput {
     #[serde(default)]
     pub notifications_enabled: Option<bool>,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub branches: Option<Vec<Unit>>,
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub business_units: Option<Vec<Unit>>,
     #[serde(default)]
     pub fields: Option<Map<String, Value>>,
@@ -128,7 +139,7 @@ impl WorkspaceInput {
                 "must be 1-128 characters of letters, digits, '.', '_' or '-', not only dots",
             );
         }
-        if self.name.trim().is_empty() || self.name.len() > 256 {
+        if self.name.trim().is_empty() || self.name.chars().count() > 256 {
             errors.push("name", "must be 1-256 characters");
         }
         let kind = self.kind.unwrap_or_default();
@@ -173,7 +184,7 @@ fn check_units(errors: &mut Errors, field: &str, units: &[Unit]) {
     }
     let mut seen = std::collections::HashSet::new();
     for (i, u) in units.iter().enumerate() {
-        if u.id.is_empty() || u.id.len() > 128 {
+        if u.id.is_empty() || u.id.chars().count() > 128 {
             errors.push(format!("{field}[{i}].id"), "must be 1-128 characters");
         } else if !seen.insert(u.id.as_str()) {
             errors.push(format!("{field}[{i}].id"), "is listed twice");

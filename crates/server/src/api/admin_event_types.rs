@@ -20,15 +20,21 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypeInput {
+    /// 1–128 of letters, digits, `.`, `_`, `-` and `:`; on `PUT` it comes from the path.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))]
     name: Option<String>,
     #[serde(default)]
     description: String,
+    /// A JSON object: example data of the type (default `{}`).
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     sample: Option<Value>,
     #[serde(default)]
     status_path: Option<String>,
+    /// A JSON Schema (an object or a boolean) that published data must match.
     #[serde(default)]
+    #[schemars(extend("type" = ["object", "boolean", "null"]))]
     schema: Option<Value>,
 }
 
@@ -182,7 +188,7 @@ pub fn routes() -> Routes {
                 Auth::Operator,
                 "Add an event type",
             )
-            .body::<EventTypeInput>()
+            .body_schema(|g| crate::api::doc::requiring::<EventTypeInput>(g, &["name"]))
             .returns::<EventType>(201, "Created"),
             post(create),
         )
@@ -211,7 +217,7 @@ pub fn routes() -> Routes {
                 Auth::Operator,
                 "Replace an event type",
             )
-            .body::<EventTypeInput>()
+            .body_schema(|g| crate::api::doc::shaped::<EventTypeInput>(g, &[], &["name"]))
             .returns::<EventType>(200, "Replaced"),
             put(replace),
         )

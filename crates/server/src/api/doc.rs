@@ -20,6 +20,58 @@ pub fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
 
+/// `T`'s schema with exactly `fields` required, and those never `null`: for a body type that
+/// several operations share (`POST` requires what `PATCH` leaves optional).
+pub fn requiring<T: JsonSchema>(g: &mut SchemaGenerator, fields: &[&str]) -> Schema {
+    shaped::<T>(g, fields, &[])
+}
+
+/// [`requiring`] `required`, and without the properties `omit` (which the operation takes
+/// from its path).
+pub fn shaped<T: JsonSchema>(g: &mut SchemaGenerator, required: &[&str], omit: &[&str]) -> Schema {
+    let mut schema = T::json_schema(g);
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("required".into(), json!(required));
+        if let Some(Value::Object(props)) = object.get_mut("properties") {
+            props.retain(|name, _| !omit.contains(&name.as_str()));
+            for field in required {
+                if let Some(prop) = props.get_mut(*field) {
+                    not_null(prop);
+                }
+            }
+        }
+    }
+    schema
+}
+
+/// Removes `null` from a property's schema as schemars writes an `Option`: `"type": [t,
+/// "null"]` or `anyOf: [.., {"type": "null"}]`, with `"default": null`.
+fn not_null(prop: &mut Value) {
+    let Some(p) = prop.as_object_mut() else {
+        return;
+    };
+    if p.get("default") == Some(&Value::Null) {
+        p.remove("default");
+    }
+    if let Some(Value::Array(types)) = p.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types[0].clone();
+            p.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(any)) = p.get_mut("anyOf") {
+        any.retain(|s| s != &json!({"type": "null"}));
+        if any.len() == 1 {
+            let only = any[0].clone();
+            p.remove("anyOf");
+            if let (Some(p), Value::Object(inner)) = (prop.as_object_mut(), only) {
+                p.extend(inner);
+            }
+        }
+    }
+}
+
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
@@ -72,6 +124,13 @@ impl Op {
 
     pub fn body<T: JsonSchema>(mut self) -> Self {
         self.request = Some(schema::<T>);
+        self
+    }
+
+    /// A request body documented by `schema`, e.g. [`requiring`] for a body type that several
+    /// operations share with different required fields.
+    pub fn body_schema(mut self, schema: SchemaFn) -> Self {
+        self.request = Some(schema);
         self
     }
 
@@ -243,4 +302,41 @@ pub fn openapi(ops: &[Op]) -> Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Input {
+        url: Option<String>,
+        kind: Option<Auth2>,
+        note: Option<String>,
+    }
+
+    #[derive(JsonSchema)]
+    #[allow(dead_code)]
+    enum Auth2 {
+        A,
+        B,
+    }
+
+    #[test]
+    fn required_fields_are_required_and_not_null_and_omitted_ones_are_gone() {
+        let mut g = SchemaGenerator::default();
+        let schema = shaped::<Input>(&mut g, &["url", "kind"], &["note"]);
+        let s = serde_json::to_value(&schema).unwrap();
+        assert_eq!(s["required"], json!(["url", "kind"]));
+        assert_eq!(s["properties"]["url"]["type"], "string");
+        assert!(s["properties"]["url"].get("default").is_none());
+        assert!(s["properties"]["kind"].get("anyOf").is_none(), "{s}");
+        assert!(s["properties"]["kind"]["$ref"].is_string(), "{s}");
+        assert!(s["properties"].get("note").is_none());
+        let all = requiring::<Input>(&mut g, &[]);
+        let all = serde_json::to_value(&all).unwrap();
+        assert_eq!(all["properties"]["note"]["type"], json!(["string", "null"]));
+    }
 }

@@ -28,6 +28,8 @@ use crate::state::AppState;
 pub struct TestInput {
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// A JSON object.
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     pub data: Option<Value>,
     /// A branch id of the workspace.
     pub branch_id: Option<String>,

@@ -24,8 +24,10 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortalSessionInput {
     /// Seconds the link stays usable: 30 to 86400 (default `console.portal_link_ttl`, 10 min).
+    #[schemars(range(min = 30, max = 86400))]
     pub expires_in: Option<u64>,
     /// Where the portal's "Back" link leads: an absolute http(s) URL of the operator's product.
+    #[schemars(regex(pattern = r"^https?://"), length(max = 2048))]
     pub return_url: Option<String>,
 }
 

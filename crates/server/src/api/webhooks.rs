@@ -27,7 +27,7 @@ pub struct WebhookView {
     #[serde(flatten)]
     pub webhook: Webhook,
     /// Notes about accepted but questionable settings (e.g. plain http).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// After a rotation: until when the previous secret also signs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,6 +267,9 @@ async fn rotate(
     Ok(Json(view(&w, &Vec::new())))
 }
 
+/// What `POST` and `PUT` require (`PATCH` takes any of the fields).
+const WEBHOOK_REQUIRED: &[&str] = &["applyToAllDescendants", "url", "triggers", "status"];
+
 pub fn routes() -> Routes {
     let base = "/v1/settings/webhooks";
     let one = "/v1/settings/webhooks/{id}";
@@ -279,7 +282,7 @@ pub fn routes() -> Routes {
                 Auth::Integrator,
                 "Create a webhook configuration",
             )
-            .body::<WebhookInput>()
+            .body_schema(|g| crate::api::doc::requiring::<WebhookInput>(g, WEBHOOK_REQUIRED))
             .returns::<WebhookView>(201, "Created"),
             post(create),
         )
@@ -308,7 +311,7 @@ pub fn routes() -> Routes {
                 Auth::Integrator,
                 "Replace a webhook (an omitted secret is kept)",
             )
-            .body::<WebhookInput>()
+            .body_schema(|g| crate::api::doc::requiring::<WebhookInput>(g, WEBHOOK_REQUIRED))
             .returns::<WebhookView>(200, "Replaced"),
             put(replace),
         )

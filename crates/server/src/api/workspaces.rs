@@ -237,7 +237,7 @@ pub fn routes() -> Routes {
                 Auth::Operator,
                 "Create a workspace",
             )
-            .body::<WorkspaceInput>()
+            .body_schema(|g| crate::api::doc::requiring::<WorkspaceInput>(g, &["id", "name"]))
             .returns::<WorkspaceView<'static>>(201, "Created"),
             post(create),
         )
@@ -266,7 +266,7 @@ pub fn routes() -> Routes {
                 Auth::Operator,
                 "Replace a workspace (omitted optional fields take their defaults)",
             )
-            .body::<WorkspaceInput>()
+            .body_schema(|g| crate::api::doc::shaped::<WorkspaceInput>(g, &["name"], &["id"]))
             .returns::<WorkspaceView<'static>>(200, "Replaced"),
             put(replace),
         )
@@ -278,7 +278,7 @@ pub fn routes() -> Routes {
                 Auth::Operator,
                 "Change the fields sent",
             )
-            .body::<serde_json::Value>()
+            .body_schema(|g| crate::api::doc::shaped::<WorkspaceInput>(g, &[], &["id"]))
             .returns::<WorkspaceView<'static>>(200, "Changed"),
             patch(patch_one),
         )

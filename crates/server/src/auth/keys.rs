@@ -139,6 +139,12 @@ impl Keys {
     pub fn pem(&self) -> &str {
         &self.pem
     }
+
+    /// A fresh key of its own, for tests of what the keys sign.
+    #[cfg(test)]
+    pub fn generated() -> Self {
+        Self::from_stored(&[generate(0).unwrap()]).unwrap()
+    }
 }
 
 #[cfg(test)]

@@ -517,6 +517,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::sender::{AttemptResult, Outcome};
+    use proptest::prelude::Strategy as _;
     use std::time::Duration;
 
     fn result(
@@ -588,6 +589,37 @@ mod tests {
             Retry(1_000_000 + 600_000),
             "capped at twice the schedule"
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever a receiver writes in `Retry-After`, parsing does not panic, and the next
+        /// attempt lands between the schedule and twice it (never sooner, never much later).
+        #[test]
+        fn any_retry_after_keeps_the_next_attempt_in_bounds(
+            value in proptest::prop_oneof![
+                ".{0,40}",
+                "[0-9]{1,25}",
+                proptest::prelude::any::<u64>().prop_map(|n| n.to_string()),
+                "(Mon|Sun), [0-9]{2} (Jan|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT",
+            ],
+            attempts_before in 0i64..12,
+            unit in 0.0f64..1.0,
+        ) {
+            let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+            let parsed = super::sender::parse_retry_after(&value, now);
+            if let Ok(n) = value.trim().parse::<u64>() {
+                proptest::prop_assert_eq!(parsed, Some(Duration::from_secs(n)));
+            }
+            let r = result(Outcome::HttpStatus, Some(503), parsed);
+            let plain = result(Outcome::HttpStatus, Some(503), None);
+            match (decide(attempts_before, &r, unit).0, decide(attempts_before, &plain, unit).0) {
+                (tidings_store::NextState::Retry(at), tidings_store::NextState::Retry(scheduled)) => {
+                    let wait = scheduled - 1_000_000;
+                    proptest::prop_assert!(at >= scheduled && at <= 1_000_000 + 2 * wait + 1, "{at} vs {scheduled}");
+                }
+                (a, b) => proptest::prop_assert_eq!(a, b),
+            }
+        }
     }
 
     #[test]

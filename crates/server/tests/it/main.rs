@@ -19,5 +19,6 @@ mod oauth;
 mod openapi;
 mod operator;
 mod options;
+mod schemathesis;
 mod tenancy;
 mod webhooks;

@@ -1,0 +1,141 @@
+//! The API against its own OpenAPI document: schemathesis (PyPI) generates requests from
+//! `/openapi.json` and runs all of its checks (no 5xx, responses match their documented schema
+//! and status codes, bad input refused, auth enforced, …), once as the operator and once as an
+//! integrator, with a bounded number of examples per operation.
+//!
+//! Needs schemathesis' `st`: `.ci/run` installs it in a virtual environment and sets
+//! TIDINGS_TEST_SCHEMATHESIS to its path; without it these tests are listed as ignored. The
+//! seed is fixed so that a failure can be replayed; TIDINGS_SCHEMATHESIS_SEED picks another.
+
+use serde_json::json;
+
+use crate::harness::{Backend, Integrator, OPERATOR_KEY, TestApp, get};
+
+/// Examples per operation and phase.
+const MAX_EXAMPLES: &str = "10";
+
+/// Runs `st run` against `app` with the given headers and tags; fails with its report unless
+/// every check passed. `fixtures` are the stored objects the config file names (see there).
+async fn schemathesis(app: &TestApp, fixtures: &Fixtures, headers: &[String], tags: &[&str]) {
+    let st = std::env::var("TIDINGS_TEST_SCHEMATHESIS").unwrap_or_else(|_| "st".into());
+    let seed = std::env::var("TIDINGS_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261207".into());
+    // Its working directory: schemathesis may leave files there.
+    let scratch = tempfile::tempdir().unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    let mut cmd = std::process::Command::new(&st);
+    cmd.args(["--config-file", config, "run"])
+        .arg(app.url("/openapi.json"))
+        .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
+        .args(["--seed", &seed, "--workers", "2", "--no-color"])
+        .args(["--generation-database", "none"])
+        .current_dir(scratch.path())
+        .env("TIDINGS_ST_WEBHOOK", &fixtures.webhook)
+        .env("TIDINGS_ST_EVENT", &fixtures.event)
+        .env("TIDINGS_ST_DELIVERY", &fixtures.delivery);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    for t in tags {
+        cmd.args(["--include-tag", t]);
+    }
+    // The server runs on this test's runtime: wait for schemathesis off it.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{st} runs (is schemathesis installed?): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "schemathesis found failures (report above; replay with TIDINGS_SCHEMATHESIS_SEED={seed})"
+    );
+    assert!(
+        stdout.contains("passed") && !stdout.contains("No operations"),
+        "schemathesis ran no operation"
+    );
+}
+
+/// Stored objects for the paths that name one: a webhook of `who`, an event of its workspace
+/// and the delivery of that event to the webhook.
+struct Fixtures {
+    webhook: String,
+    event: String,
+    delivery: String,
+}
+
+async fn fixtures(app: &TestApp, who: &Integrator) -> Fixtures {
+    // Nothing listens on port 9: the delivery fails and stays to be retried.
+    let webhook = app
+        .create_webhook(
+            who,
+            json!({"applyToAllDescendants": false, "url": "http://127.0.0.1:9/hook",
+                "triggers": ["workorder.created"], "status": "enabled"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = app
+        .publish(
+            json!({"type": "workorder.created", "workspaceId": who.workspace, "data": {"n": 1}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deliveries = get(
+        app,
+        who,
+        &format!("/v1/settings/webhooks/{webhook}/deliveries"),
+    )
+    .await;
+    let delivery = deliveries["data"][0]["id"]
+        .as_str()
+        .expect("the event's delivery is listed")
+        .to_string();
+    Fixtures {
+        webhook,
+        event,
+        delivery,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tidings_schemathesis),
+    ignore = "schemathesis disabled: set TIDINGS_TEST_SCHEMATHESIS to schemathesis' `st` (.ci/run installs it)"
+)]
+async fn the_operator_api_matches_its_document() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let who = app.integrator("acme").await;
+    let fixtures = fixtures(&app, &who).await;
+    schemathesis(
+        &app,
+        &fixtures,
+        &[format!("Authorization: Bearer {OPERATOR_KEY}")],
+        &["operator", "health", "keys", "meta"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tidings_schemathesis),
+    ignore = "schemathesis disabled: set TIDINGS_TEST_SCHEMATHESIS to schemathesis' `st` (.ci/run installs it)"
+)]
+async fn the_integrator_api_matches_its_document() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let who = app.integrator("acme").await;
+    let fixtures = fixtures(&app, &who).await;
+    schemathesis(
+        &app,
+        &fixtures,
+        &[
+            format!("Authorization: Bearer {}", who.token),
+            format!("Workspace: {}", who.workspace),
+        ],
+        &["integrator"],
+    )
+    .await;
+}
