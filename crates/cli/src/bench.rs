@@ -518,6 +518,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut one_webhook_at_rate: Option<(f64, f64)> = None;
     for (i, scenario) in opts.scenarios.iter().enumerate() {
         SCENARIO.store(i, Ordering::Relaxed);
+        let progress = crate::progress::spinner(&format!(
+            "{scenario} ({} of {})",
+            i + 1,
+            opts.scenarios.len()
+        ));
         let line = match scenario.as_str() {
             "baseline" => {
                 rx.reset(false);
@@ -663,6 +668,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 ALL.join(", ")
             ),
         };
+        progress.finish_and_clear();
         println!("{line}");
     }
     Ok(())

@@ -1,8 +1,11 @@
-//! The `tidings` binary: a thin shell over `tidings-server`. Parses arguments, loads the
-//! configuration, sets up logging and signals, and calls the library.
+//! The `tidings` binary: the server (a thin shell over `tidings-server`: arguments,
+//! configuration, logging, signals), its benchmark, a local receiver, and the command line over
+//! a server's HTTP API (`commands`, built on `tidings-client`).
 #![forbid(unsafe_code)]
 
 mod bench;
+mod commands;
+mod progress;
 mod receive;
 
 use std::net::SocketAddr;
@@ -21,13 +24,16 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[command(
     name = "tidings",
     version,
-    about = "Self-hosted webhook platform: signed, retried, durable notifications"
+    about = "Self-hosted webhook platform: signed, retried, durable notifications",
+    after_help = "Examples:\n\n    tidings serve\n    tidings login --server http://127.0.0.1:8080 --operator-key KEY\n    tidings workspaces list"
 )]
 struct Cli {
-    /// Configuration file (default: ./tidings.toml when it exists). Environment variables
-    /// (TIDINGS_*) override it.
+    /// The server's configuration file (serve, migrate; default: ./tidings.toml when it
+    /// exists). Environment variables (TIDINGS_*) override it.
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    connection: commands::Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,12 +41,53 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the API and the delivery worker (migrates the store first).
+    #[command(
+        after_help = "Example:\n\n    TIDINGS_OPERATOR_KEY=$(openssl rand -hex 24) tidings serve"
+    )]
     Serve,
     /// Apply database migrations and exit.
+    #[command(
+        after_help = "Example:\n\n    TIDINGS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/tidings tidings migrate"
+    )]
     Migrate,
     /// Print the embedded default configuration (every setting, commented).
+    #[command(after_help = "Example:\n\n    tidings default-config > tidings.toml")]
     DefaultConfig,
+    /// Save a server URL and credentials as a profile of the CLI config file.
+    Login(commands::Login),
+    /// Workspaces (operator).
+    #[command(subcommand)]
+    Workspaces(commands::WorkspacesCommand),
+    /// Integration client credentials of workspaces (operator).
+    #[command(subcommand)]
+    Clients(commands::ClientsCommand),
+    /// The event-type catalog (operator).
+    #[command(subcommand)]
+    EventTypes(commands::EventTypesCommand),
+    /// Publish and find events (operator).
+    #[command(subcommand)]
+    Events(commands::EventsCommand),
+    /// Keys of the server (operator).
+    #[command(subcommand)]
+    Keys(commands::KeysCommand),
+    /// Webhooks of a workspace (integrator).
+    #[command(subcommand)]
+    Webhooks(commands::WebhooksCommand),
+    /// Deliveries and their attempts (integrator).
+    #[command(subcommand)]
+    Deliveries(commands::DeliveriesCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n\n    tidings completions bash > /etc/bash_completion.d/tidings\n    tidings completions zsh > \"${fpath[1]}/_tidings\"\n    tidings completions fish > ~/.config/fish/completions/tidings.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Print every command's help as Markdown (docs/cli.md is this output).
+    #[command(hide = true)]
+    HelpMarkdown,
     /// Run the benchmark scenarios against a fresh server and print one JSON line each.
+    #[command(
+        after_help = "Examples:\n\n    tidings bench\n    tidings bench --scenarios fanout1,latency --duration 30s\n    tidings bench --scenarios soak --duration 10m"
+    )]
     Bench {
         /// Comma-separated scenarios (default: all but soak): baseline, fanout1, fanout10,
         /// latency, backlog, many-webhooks; soak (half the maximum rate for 30 minutes, receivers
@@ -73,6 +120,9 @@ enum Command {
         quick: bool,
     },
     /// Run a small webhook receiver that prints notifications and checks their signatures.
+    #[command(
+        after_help = "Example:\n\n    tidings receive --listen 127.0.0.1:9000 --secret whsec_…"
+    )]
     Receive {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -130,9 +180,46 @@ async fn shutdown_signal() {
     }
 }
 
+/// Runs a command over a server's API; `None` for the server's own commands.
+async fn client_command(cli: &mut Cli) -> Option<commands::Outcome> {
+    use commands as c;
+    let conn = cli.connection.clone();
+    let command = std::mem::replace(&mut cli.command, Command::HelpMarkdown);
+    Some(match command {
+        Command::Login(args) => c::login(&conn, &args).await,
+        Command::Workspaces(cmd) => c::operator::workspaces(&conn, cmd).await,
+        Command::Clients(cmd) => c::operator::clients(&conn, cmd).await,
+        Command::EventTypes(cmd) => c::operator::event_types(&conn, cmd).await,
+        Command::Events(cmd) => c::operator::events(&conn, cmd).await,
+        Command::Keys(cmd) => c::operator::keys(&conn, cmd).await,
+        Command::Webhooks(cmd) => c::integrator::webhooks(&conn, cmd).await,
+        Command::Deliveries(cmd) => c::integrator::deliveries(&conn, cmd).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tidings", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::HelpMarkdown => {
+            print!("{}", clap_markdown::help_markdown::<Cli>());
+            Ok(())
+        }
+        other => {
+            cli.command = other;
+            return None;
+        }
+    })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(outcome) = client_command(&mut cli).await {
+        if let Err(failure) = outcome {
+            eprintln!("error: {}", failure.message);
+            std::process::exit(failure.code);
+        }
+        return Ok(());
+    }
     match cli.command {
         Command::DefaultConfig => {
             print!("{}", tidings_server::config::DEFAULT_TOML);
@@ -193,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
             };
             return bench::run(opts).await;
         }
-        Command::Serve | Command::Migrate => {}
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     init_logging(config.log_json);
@@ -210,6 +297,6 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
-        Command::DefaultConfig | Command::Receive { .. } | Command::Bench { .. } => Ok(()),
+        _ => Ok(()),
     }
 }

@@ -573,6 +573,17 @@ fn merge(
     Ok(())
 }
 
+/// What `tidings` client commands read (docs/cli.md), without the prefix.
+const CLIENT_VARIABLES: &[&str] = &[
+    "URL",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "WORKSPACE",
+    "PROFILE",
+    "OUTPUT",
+    "CLI_CONFIG",
+];
+
 /// Applies `TIDINGS_SECTION__KEY=value`, typed after the default it replaces.
 fn apply_env(
     table: &mut toml::Table,
@@ -583,8 +594,9 @@ fn apply_env(
     let Some(rest) = var.strip_prefix("TIDINGS_") else {
         return Ok(());
     };
-    // Variables of the test harness and of other tools share the prefix; ignore them.
-    if rest.starts_with("TEST_") {
+    // Variables of the test harness and of the command line's client commands share the
+    // prefix; ignore them (TIDINGS_OPERATOR_KEY is both the server's setting and the CLI's).
+    if rest.starts_with("TEST_") || CLIENT_VARIABLES.contains(&rest) {
         return Ok(());
     }
     let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();

@@ -20,5 +20,6 @@ mod openapi;
 mod operator;
 mod options;
 mod schemathesis;
+mod sdk;
 mod tenancy;
 mod webhooks;

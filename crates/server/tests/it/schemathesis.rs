@@ -5,7 +5,7 @@
 //!
 //! Needs schemathesis' `st`: `.ci/run` installs it in a virtual environment and sets
 //! TIDINGS_TEST_SCHEMATHESIS to its path; without it these tests are listed as ignored. The
-//! seed is fixed so that a failure can be replayed; TIDINGS_SCHEMATHESIS_SEED picks another.
+//! seed is fixed so that a failure can be replayed; TIDINGS_TEST_SCHEMATHESIS_SEED picks another.
 
 use serde_json::json;
 
@@ -18,7 +18,8 @@ const MAX_EXAMPLES: &str = "10";
 /// every check passed. `fixtures` are the stored objects the config file names (see there).
 async fn schemathesis(app: &TestApp, fixtures: &Fixtures, headers: &[String], tags: &[&str]) {
     let st = std::env::var("TIDINGS_TEST_SCHEMATHESIS").unwrap_or_else(|_| "st".into());
-    let seed = std::env::var("TIDINGS_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261207".into());
+    let seed =
+        std::env::var("TIDINGS_TEST_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261207".into());
     // Its working directory: schemathesis may leave files there.
     let scratch = tempfile::tempdir().unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
@@ -48,7 +49,7 @@ async fn schemathesis(app: &TestApp, fixtures: &Fixtures, headers: &[String], ta
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success(),
-        "schemathesis found failures (report above; replay with TIDINGS_SCHEMATHESIS_SEED={seed})"
+        "schemathesis found failures (report above; replay with TIDINGS_TEST_SCHEMATHESIS_SEED={seed})"
     );
     assert!(
         stdout.contains("passed") && !stdout.contains("No operations"),
