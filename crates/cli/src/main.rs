@@ -76,6 +76,9 @@ enum Command {
     /// Deliveries and their attempts (integrator).
     #[command(subcommand)]
     Deliveries(commands::DeliveriesCommand),
+    /// Receive the workspace's notifications on this machine and forward them to a local URL
+    /// (integrator).
+    Listen(commands::listen::Listen),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n\n    tidings completions bash > /etc/bash_completion.d/tidings\n    tidings completions zsh > \"${fpath[1]}/_tidings\"\n    tidings completions fish > ~/.config/fish/completions/tidings.fish"
@@ -194,6 +197,7 @@ async fn client_command(cli: &mut Cli) -> Option<commands::Outcome> {
         Command::Keys(cmd) => c::operator::keys(&conn, cmd).await,
         Command::Webhooks(cmd) => c::integrator::webhooks(&conn, cmd).await,
         Command::Deliveries(cmd) => c::integrator::deliveries(&conn, cmd).await,
+        Command::Listen(args) => c::listen::listen(&conn, &args).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "tidings", &mut std::io::stdout());

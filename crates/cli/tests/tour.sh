@@ -20,13 +20,13 @@ TIDINGS_CLIENT_SECRET=$(jq -r .clientSecret <<<"$CLIENT")
 export TIDINGS_CLIENT_ID TIDINGS_CLIENT_SECRET TIDINGS_WORKSPACE=company1Workspace
 
 # 3. The integrator creates a webhook pointing at the receiver (the CLI fetches the token).
-WEBHOOK=$(t webhooks create --name "Billing webhooks" --url "$RECEIVER/quickbookwebhook" \
-  --secret whsec_dG91ci1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZg== --triggers tour.created 2>/dev/null)
+WEBHOOK=$(t webhooks create --name "Billing webhooks" --descendants --secret supersecuresecret \
+  --url "$RECEIVER/quickbookwebhook" --triggers workspace-created,tour.created 2>/dev/null)
 WEBHOOK_ID=$(jq -r .id <<<"$WEBHOOK")
 
-# 4. Something happens in the product: the operator publishes an event.
-echo '{"companyName": "company1", "n": 1}' \
-  | t events publish --type tour.created --to company1Workspace --data @- \
+# 4. Something happens in the product: the operator publishes an event (data from stdin).
+echo '{"companyName": "company1", "type": "child", "maxProtectedUsers": "25"}' \
+  | t events publish --type workspace-created --to company1Workspace --data @- \
   | jq -e '.deliveries == 1' >/dev/null || fail "the event made no delivery"
 
 # 5. The delivery succeeds (the receiver checks the signature and answers 204).
@@ -41,12 +41,12 @@ done
 t workspaces list | jq -e 'type == "array" and length >= 1' >/dev/null
 t clients list company1Workspace | jq -e 'type == "array"' >/dev/null
 t event-types list | jq -e 'type == "array"' >/dev/null
-t events list --of company1Workspace | jq -e 'length == 1' >/dev/null
+t events list --of company1Workspace | jq -e 'length == 1 and .[0].type == "workspace-created"' >/dev/null
 t webhooks list | jq -e '.[0].id == "'"$WEBHOOK_ID"'"' >/dev/null
 t deliveries list "$WEBHOOK_ID" --state succeeded | jq -e 'length == 1' >/dev/null
 
 # The rest of a webhook's life: a test notification, a retry, a replay, a new secret, delete.
-t webhooks test "$WEBHOOK_ID" --data '{"n": 2}' | jq -e '.outcome == "ok"' >/dev/null || fail "the test notification failed"
+t webhooks test "$WEBHOOK_ID" --type tour.created --data '{"n": 2}' | jq -e '.outcome == "ok"' >/dev/null || fail "the test notification failed"
 DELIVERY=$(t deliveries list "$WEBHOOK_ID" | jq -r '.[0].id')
 t deliveries retry "$DELIVERY" >/dev/null
 t deliveries show "$DELIVERY" | jq -e '.id == "'"$DELIVERY"'"' >/dev/null

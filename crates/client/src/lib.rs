@@ -44,6 +44,7 @@
 
 mod error;
 mod integrator;
+mod listen;
 mod operator;
 mod token;
 mod types;
@@ -53,6 +54,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::{Error, FieldError, Result};
+pub use listen::{ListenEvent, ListenSession, LocalAnswer, Notification};
 pub use types::*;
 
 /// Who the client acts as.
@@ -102,10 +104,15 @@ fn parse_base(base: &str) -> Result<url::Url> {
     Ok(url)
 }
 
+/// How long one request may take (a listen stream is not one request: it may stay open, as
+/// long as bytes keep arriving within [`READ_TIMEOUT`]).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("tidings-client/", env!("CARGO_PKG_VERSION")))
-        .timeout(std::time::Duration::from_secs(60))
+        .read_timeout(READ_TIMEOUT)
         .build()
         .expect("an HTTP client with default TLS settings")
 }
@@ -180,7 +187,11 @@ impl Client {
         body: Option<&B>,
     ) -> Result<Option<serde_json::Value>> {
         for attempt in 0..2 {
-            let mut req = self.authorized(method.clone(), path).await?.query(query);
+            let mut req = self
+                .authorized(method.clone(), path)
+                .await?
+                .query(query)
+                .timeout(REQUEST_TIMEOUT);
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -269,6 +280,13 @@ impl Client {
             }
         });
         futures::StreamExt::boxed(futures::TryStreamExt::try_flatten(pages))
+    }
+
+    /// Drops an integrator's cached access token (the API refused it).
+    fn forget_token(&self) {
+        if let Credentials::Integrator { tokens, .. } = &self.credentials {
+            tokens.forget();
+        }
     }
 
     /// `GET` of any path as JSON, for what this client has no method for yet.

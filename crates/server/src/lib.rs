@@ -15,6 +15,7 @@ pub mod emulator_limits;
 pub mod error;
 pub mod history;
 pub mod input;
+pub mod listen;
 pub mod logging;
 pub mod master_key;
 pub mod metrics;
@@ -258,6 +259,7 @@ pub async fn start(
         &config.delivery,
         keys.clone(),
         config.public_url.clone(),
+        Arc::new(listen::Sessions::new(shutdown.clone())),
     )
     .context("building the HTTP client")?;
     let mut delivery_runtime = None;
@@ -287,6 +289,12 @@ pub async fn start(
         });
     }
 
+    tasks.spawn(listen::janitor(
+        sender.sessions().clone(),
+        store.clone(),
+        clock.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(retention(
         store.clone(),
         config.retention.clone(),

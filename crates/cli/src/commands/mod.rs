@@ -3,6 +3,7 @@
 //! `TIDINGS_*` variables, then a profile of the CLI config file (docs/cli.md).
 
 pub mod integrator;
+pub mod listen;
 pub mod operator;
 pub mod output;
 pub mod profile;

@@ -10,6 +10,7 @@ mod event_types;
 mod events;
 mod health;
 mod keys;
+mod listen;
 mod monitoring;
 mod oauth;
 mod portal;
@@ -141,6 +142,7 @@ pub fn routes() -> doc::Routes {
         .merge(webhooks::routes())
         .merge(emulator::routes())
         .merge(deliveries::routes())
+        .merge(listen::routes())
         .merge(portal::routes())
         .merge(monitoring::routes())
         .merge(crate::console::sessions::routes())

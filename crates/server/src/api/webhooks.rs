@@ -53,6 +53,18 @@ async fn load(state: &AppState, who: &Integrator, id: &str) -> ApiResult<Webhook
         .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
+/// A listen session's webhook changes only with its session (`tidings listen`).
+fn not_a_session(w: &Webhook) -> ApiResult<()> {
+    if w.spec.url.starts_with(crate::listen::SCHEME) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "listen_session",
+            "this webhook is a listen session's (tidings listen): it changes with its session; delete it to end the session",
+        ));
+    }
+    Ok(())
+}
+
 /// The next `updated` value: now, but always later than the previous one.
 fn bump(state: &AppState, previous: i64) -> i64 {
     state.clock.now_ms().max(previous + 1)
@@ -114,14 +126,27 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let types = state.cache.event_types(&state.store).await?;
     let (spec, warnings) = input.into_spec(|t| types.contains_key(t))?;
-    check_units(&who, &spec)?;
+    let now = state.clock.now_ms();
+    let webhook = insert(&state, &who, ids::webhook_id(now), spec).await?;
+    Ok((StatusCode::CREATED, Json(view(&webhook, &warnings))))
+}
+
+/// Stores a new webhook of the caller's workspace within its plan's limit (also the webhook of
+/// a listen session).
+pub(crate) async fn insert(
+    state: &AppState,
+    who: &Integrator,
+    id: String,
+    spec: WebhookSpec,
+) -> ApiResult<Webhook> {
+    check_units(who, &spec)?;
     let max = state
         .config
         .plan(&who.workspace.plan)
         .map_or(0, |p| p.max_webhooks);
     let now = state.clock.now_ms();
     let webhook = Webhook {
-        id: ids::webhook_id(now),
+        id,
         workspace_id: who.workspace.id.clone(),
         spec,
         updated: now,
@@ -145,7 +170,7 @@ async fn create(
             e => e.into(),
         })?;
     tracing::info!(workspace = %webhook.workspace_id, webhook = %webhook.id, "webhook created");
-    Ok((StatusCode::CREATED, Json(view(&webhook, &warnings))))
+    Ok(webhook)
 }
 
 async fn list(
@@ -179,6 +204,7 @@ async fn replace(
     JsonBody(mut input): JsonBody<WebhookInput>,
 ) -> ApiResult<Json<Value>> {
     let w = load(&state, &who, &id).await?;
+    not_a_session(&w)?;
     let types = state.cache.event_types(&state.store).await?;
     if input.secret.is_none() {
         input.secret = Some(w.spec.secret.clone());
@@ -195,6 +221,7 @@ async fn patch(
     JsonBody(input): JsonBody<WebhookInput>,
 ) -> ApiResult<Json<Value>> {
     let w = load(&state, &who, &id).await?;
+    not_a_session(&w)?;
     let types = state.cache.event_types(&state.store).await?;
     let (spec, warnings) = input.merge_into(w.spec.clone(), |t| types.contains_key(t))?;
     save(&state, &who, w, spec, &warnings).await

@@ -15,8 +15,8 @@ use crate::harness::{Backend, Integrator, OPERATOR_KEY, TestApp, get};
 const MAX_EXAMPLES: &str = "10";
 
 /// Runs `st run` against `app` with the given headers and tags; fails with its report unless
-/// every check passed. `fixtures` are the stored objects the config file names (see there).
-async fn schemathesis(app: &TestApp, fixtures: &Fixtures, headers: &[String], tags: &[&str]) {
+/// every check passed.
+async fn schemathesis(app: &TestApp, headers: &[String], tags: &[&str]) {
     let st = std::env::var("TIDINGS_TEST_SCHEMATHESIS").unwrap_or_else(|_| "st".into());
     let seed =
         std::env::var("TIDINGS_TEST_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261207".into());
@@ -29,10 +29,7 @@ async fn schemathesis(app: &TestApp, fixtures: &Fixtures, headers: &[String], ta
         .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
         .args(["--seed", &seed, "--workers", "2", "--no-color"])
         .args(["--generation-database", "none"])
-        .current_dir(scratch.path())
-        .env("TIDINGS_ST_WEBHOOK", &fixtures.webhook)
-        .env("TIDINGS_ST_EVENT", &fixtures.event)
-        .env("TIDINGS_ST_DELIVERY", &fixtures.delivery);
+        .current_dir(scratch.path());
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -57,15 +54,9 @@ async fn schemathesis(app: &TestApp, fixtures: &Fixtures, headers: &[String], ta
     );
 }
 
-/// Stored objects for the paths that name one: a webhook of `who`, an event of its workspace
-/// and the delivery of that event to the webhook.
-struct Fixtures {
-    webhook: String,
-    event: String,
-    delivery: String,
-}
-
-async fn fixtures(app: &TestApp, who: &Integrator) -> Fixtures {
+/// Something to list and show: a webhook of `who` with a delivery of one event, so that the
+/// answers of lists and lookups are checked with data in them.
+async fn fixtures(app: &TestApp, who: &Integrator) {
     // Nothing listens on port 9: the delivery fails and stays to be retried.
     let webhook = app
         .create_webhook(
@@ -77,29 +68,17 @@ async fn fixtures(app: &TestApp, who: &Integrator) -> Fixtures {
         .as_str()
         .unwrap()
         .to_string();
-    let event = app
-        .publish(
-            json!({"type": "workorder.created", "workspaceId": who.workspace, "data": {"n": 1}}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    app.publish(
+        json!({"type": "workorder.created", "workspaceId": who.workspace, "data": {"n": 1}}),
+    )
+    .await;
     let deliveries = get(
         app,
         who,
         &format!("/v1/settings/webhooks/{webhook}/deliveries"),
     )
     .await;
-    let delivery = deliveries["data"][0]["id"]
-        .as_str()
-        .expect("the event's delivery is listed")
-        .to_string();
-    Fixtures {
-        webhook,
-        event,
-        delivery,
-    }
+    assert_eq!(deliveries["data"].as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,10 +89,9 @@ async fn fixtures(app: &TestApp, who: &Integrator) -> Fixtures {
 async fn the_operator_api_matches_its_document() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let who = app.integrator("acme").await;
-    let fixtures = fixtures(&app, &who).await;
+    fixtures(&app, &who).await;
     schemathesis(
         &app,
-        &fixtures,
         &[format!("Authorization: Bearer {OPERATOR_KEY}")],
         &["operator", "health", "keys", "meta"],
     )
@@ -128,10 +106,9 @@ async fn the_operator_api_matches_its_document() {
 async fn the_integrator_api_matches_its_document() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let who = app.integrator("acme").await;
-    let fixtures = fixtures(&app, &who).await;
+    fixtures(&app, &who).await;
     schemathesis(
         &app,
-        &fixtures,
         &[
             format!("Authorization: Bearer {}", who.token),
             format!("Workspace: {}", who.workspace),
