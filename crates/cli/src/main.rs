@@ -56,25 +56,40 @@ enum Command {
     /// Save a server URL and credentials as a profile of the CLI config file.
     Login(commands::Login),
     /// Workspaces (operator).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n\n    tidings workspaces create --id acme --name 'Acme Inc.' --integration-enabled\n    tidings workspaces list"
+    )]
     Workspaces(commands::WorkspacesCommand),
     /// Integration client credentials of workspaces (operator).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n\n    tidings clients create acme --name 'Acme ERP'"
+    )]
     Clients(commands::ClientsCommand),
     /// The event-type catalog (operator).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n\n    tidings event-types list")]
     EventTypes(commands::EventTypesCommand),
     /// Publish and find events (operator).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n\n    tidings events publish --type invoice.paid --to acme --data '{\"amount\": 42}'"
+    )]
     Events(commands::EventsCommand),
     /// Keys of the server (operator).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n\n    tidings keys rotate-master")]
     Keys(commands::KeysCommand),
     /// Webhooks of a workspace (integrator).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n\n    tidings webhooks create --url https://example.com/hooks --triggers invoice.paid\n    tidings webhooks list"
+    )]
     Webhooks(commands::WebhooksCommand),
     /// Deliveries and their attempts (integrator).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n\n    tidings deliveries list WEBHOOK_ID --state failed\n    tidings deliveries tail WEBHOOK_ID"
+    )]
     Deliveries(commands::DeliveriesCommand),
     /// Receive the workspace's notifications on this machine and forward them to a local URL
     /// (integrator).

@@ -12,6 +12,8 @@ fail() { echo "tour: $*" >&2; exit 1; }
 t workspaces create --id company1Workspace --name "Company 1" --integration-enabled \
   | jq -e '.id == "company1Workspace" and .integrationEnabled' >/dev/null
 t event-types create tour.created --description "The tour's event" --sample '{"n": 0}' >/dev/null
+t event-types update tour.created --description "The tour's own event" --sample '{"n": 1}' \
+  | jq -e '.description == "The tour'"'"'s own event"' >/dev/null
 
 # 2. ... and OAuth client credentials for it (the secret is shown only here).
 CLIENT=$(t clients create company1Workspace --name billing)
@@ -49,6 +51,7 @@ t deliveries list "$WEBHOOK_ID" --state succeeded | jq -e 'length == 1' >/dev/nu
 t webhooks test "$WEBHOOK_ID" --type tour.created --data '{"n": 2}' | jq -e '.outcome == "ok"' >/dev/null || fail "the test notification failed"
 DELIVERY=$(t deliveries list "$WEBHOOK_ID" | jq -r '.[0].id')
 t deliveries retry "$DELIVERY" >/dev/null
+t deliveries retry-failed "$WEBHOOK_ID" 2>/dev/null | jq -e 'length == 0' >/dev/null
 t deliveries show "$DELIVERY" | jq -e '.id == "'"$DELIVERY"'"' >/dev/null
 t webhooks replay "$WEBHOOK_ID" --since 1h | jq -e '.replayed == 0' >/dev/null
 t webhooks rotate "$WEBHOOK_ID" | jq -e '.secret | startswith("whsec_")' >/dev/null

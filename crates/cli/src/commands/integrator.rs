@@ -183,8 +183,10 @@ pub async fn webhooks(conn: &Connection, cmd: WebhooksCommand) -> Outcome {
         }
         WebhooksCommand::Replay { id, since, until } => {
             let since = point_in_time(&since)?;
-            let replayed = api.replay(&id, &since, until.as_deref()).await?;
-            output::one(format, &replayed);
+            let progress = crate::progress::spinner("replaying");
+            let replayed = api.replay(&id, &since, until.as_deref()).await;
+            progress.finish_and_clear();
+            output::one(format, &replayed?);
         }
     }
     Ok(())
@@ -224,6 +226,9 @@ pub enum DeliveriesCommand {
     /// Send a delivery again now.
     #[command(after_help = "Example:\n\n    tidings deliveries retry msg_01…")]
     Retry { id: String },
+    /// Send every failed delivery of a webhook again now (a progress bar on a terminal).
+    #[command(after_help = "Example:\n\n    tidings deliveries retry-failed WEBHOOK_ID")]
+    RetryFailed { webhook: String },
     /// Follow a webhook's deliveries: print each new or changed one until interrupted.
     #[command(after_help = "Example:\n\n    tidings deliveries tail WEBHOOK_ID")]
     Tail {
@@ -247,6 +252,21 @@ pub async fn deliveries(conn: &Connection, cmd: DeliveriesCommand) -> Outcome {
         }
         DeliveriesCommand::Show { id } => output::one(format, &api.delivery(&id).await?),
         DeliveriesCommand::Retry { id } => output::one(format, &api.retry_delivery(&id).await?),
+        DeliveriesCommand::RetryFailed { webhook } => {
+            let failed: Vec<_> = api
+                .deliveries(&webhook, Some("failed"))
+                .try_collect()
+                .await?;
+            let progress = crate::progress::bar(failed.len() as u64, "retrying");
+            let mut retried = Vec::with_capacity(failed.len());
+            for d in &failed {
+                retried.push(api.retry_delivery(&d.id).await?);
+                progress.inc(1);
+            }
+            progress.finish_and_clear();
+            output::list(format, &retried, DELIVERY_COLUMNS);
+            eprintln!("retried {} failed deliveries", retried.len());
+        }
         DeliveriesCommand::Tail { webhook, every } => tail(&api, &webhook, every, format).await?,
     }
     Ok(())

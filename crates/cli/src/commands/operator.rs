@@ -223,6 +223,21 @@ pub enum EventTypesCommand {
     /// Show one event type.
     #[command(after_help = "Example:\n\n    tidings event-types show invoice.paid")]
     Show { name: String },
+    /// Replace an event type's description, sample and schema.
+    #[command(
+        after_help = "Example:\n\n    tidings event-types update invoice.paid --description 'An invoice was paid in full'"
+    )]
+    Update {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Example data (a JSON object, @FILE or @- for stdin).
+        #[arg(long)]
+        sample: Option<String>,
+        /// A JSON Schema the data must match (JSON, @FILE or @-).
+        #[arg(long)]
+        schema: Option<String>,
+    },
     /// Delete an event type (refused while webhooks subscribe to it).
     #[command(after_help = "Example:\n\n    tidings event-types delete invoice.paid")]
     Delete { name: String },
@@ -238,14 +253,21 @@ pub async fn event_types(conn: &Connection, cmd: EventTypesCommand) -> Outcome {
             sample,
             schema,
         } => {
-            let mut body = json!({ "name": name, "description": description });
-            if let Some(s) = sample {
-                body["sample"] = json_arg("--sample", &s)?;
-            }
-            if let Some(s) = schema {
-                body["schema"] = json_arg("--schema", &s)?;
-            }
+            let body = event_type_body(
+                json!({ "name": name, "description": description }),
+                sample,
+                schema,
+            )?;
             output::one(format, &api.create_event_type(&body).await?);
+        }
+        EventTypesCommand::Update {
+            name,
+            description,
+            sample,
+            schema,
+        } => {
+            let body = event_type_body(json!({ "description": description }), sample, schema)?;
+            output::one(format, &api.replace_event_type(&name, &body).await?);
         }
         EventTypesCommand::List => {
             let all: Vec<_> = api.event_types().try_collect().await?;
@@ -262,6 +284,21 @@ pub async fn event_types(conn: &Connection, cmd: EventTypesCommand) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// An event type's body with the optional JSON arguments added.
+fn event_type_body(
+    mut body: Value,
+    sample: Option<String>,
+    schema: Option<String>,
+) -> Result<Value, super::Failure> {
+    if let Some(s) = sample {
+        body["sample"] = json_arg("--sample", &s)?;
+    }
+    if let Some(s) = schema {
+        body["schema"] = json_arg("--schema", &s)?;
+    }
+    Ok(body)
 }
 
 #[derive(Debug, Subcommand)]
