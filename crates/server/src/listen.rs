@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::delivery::recorded::RecordedHeaders;
+use crate::delivery::sender::{AttemptResult, Outcome};
 use tokio_util::sync::CancellationToken;
 
 /// The URL scheme of a listen session's webhook.
@@ -40,6 +43,27 @@ pub struct Forward {
     /// The request headers, signature included.
     pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl Forward {
+    /// The notification Tidings built, as the session's CLI gets it.
+    pub fn new(
+        message_id: &str,
+        event_type: &str,
+        headers: &hyper::HeaderMap,
+        body: &[u8],
+    ) -> Self {
+        Self {
+            attempt: format!("{message_id}.{}", tidings_core::ids::random_alnum(12)),
+            message_id: message_id.to_string(),
+            event_type: event_type.to_string(),
+            headers: headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        }
+    }
 }
 
 /// What the local endpoint answered, as the CLI reports it.
@@ -253,6 +277,58 @@ impl Sessions {
             Ok(Ok(a)) => Ok(a),
             _ => Err(Unreachable::NoAnswer),
         }
+    }
+
+    /// One attempt of a `listen:` webhook: sends the notification down its session's stream
+    /// and records what the local endpoint answered (as the CLI reports it) like a receiver's
+    /// answer. `recorded` is the request as the delivery log keeps it.
+    pub async fn attempt(
+        &self,
+        session: &str,
+        forward: Forward,
+        recorded: (bytes::Bytes, RecordedHeaders),
+        timeout: Duration,
+    ) -> AttemptResult {
+        let (request_body, request_headers) = recorded;
+        let started = Instant::now();
+        let mut result = AttemptResult {
+            outcome: Outcome::Connect,
+            request_body,
+            status: None,
+            request_headers,
+            response_headers: RecordedHeaders::default(),
+            response_body: String::new(),
+            duration: Duration::ZERO,
+            error: None,
+            retry_after: None,
+        };
+        match self.deliver(session, forward, timeout).await {
+            Ok(answer) => {
+                let ok = answer.status.is_some_and(|s| (200..300).contains(&s));
+                result.outcome = match answer.status {
+                    Some(_) if ok => Outcome::Ok,
+                    Some(_) => Outcome::HttpStatus,
+                    None => Outcome::Connect,
+                };
+                result.error = match (answer.status, answer.error) {
+                    (_, Some(e)) => Some(format!("local endpoint: {e}")),
+                    (Some(s), None) if !ok => Some(format!("local endpoint answered {s}")),
+                    _ => None,
+                };
+                result.status = answer.status;
+                result.response_body = answer.body;
+                result.duration = Duration::from_millis(answer.duration_ms);
+            }
+            Err(e) => {
+                result.outcome = match e {
+                    Unreachable::NoAnswer => Outcome::Timeout,
+                    _ => Outcome::Connect,
+                };
+                result.error = Some(e.to_string());
+                result.duration = started.elapsed();
+            }
+        }
+        result
     }
 
     /// Hands an answer to the attempt waiting for it; false if none is (late or unknown).

@@ -264,68 +264,6 @@ impl Sender {
         &self.sessions
     }
 
-    /// Sends a built notification down its listen session's stream and records what the
-    /// local endpoint answered, as the CLI reports it.
-    async fn to_session(
-        &self,
-        session: &str,
-        n: Notification<'_>,
-        headers: &HeaderMap,
-        recorded: (Bytes, RecordedHeaders),
-    ) -> AttemptResult {
-        let (request_body, request_headers) = recorded;
-        let started = Instant::now();
-        let forward = crate::listen::Forward {
-            attempt: format!("{}.{}", n.message_id, tidings_core::ids::random_alnum(12)),
-            message_id: n.message_id.to_string(),
-            event_type: n.event.kind.clone(),
-            headers: headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-                .collect(),
-            body: String::from_utf8_lossy(&request_body).into_owned(),
-        };
-        let mut result = AttemptResult {
-            outcome: Outcome::Connect,
-            request_body,
-            status: None,
-            request_headers,
-            response_headers: RecordedHeaders::default(),
-            response_body: String::new(),
-            duration: Duration::ZERO,
-            error: None,
-            retry_after: None,
-        };
-        match self.sessions.deliver(session, forward, self.timeout).await {
-            Ok(answer) => {
-                result.status = answer.status;
-                result.response_body = answer.body;
-                result.duration = Duration::from_millis(answer.duration_ms);
-                result.outcome = match answer.status {
-                    Some(s) if (200..300).contains(&s) => Outcome::Ok,
-                    Some(_) => Outcome::HttpStatus,
-                    None => Outcome::Connect,
-                };
-                result.error = match (answer.status, answer.error) {
-                    (_, Some(e)) => Some(format!("local endpoint: {e}")),
-                    (Some(s), None) if !(200..300).contains(&s) => {
-                        Some(format!("local endpoint answered {s}"))
-                    }
-                    _ => None,
-                };
-            }
-            Err(e) => {
-                result.outcome = match e {
-                    crate::listen::Unreachable::NoAnswer => Outcome::Timeout,
-                    _ => Outcome::Connect,
-                };
-                result.error = Some(e.to_string());
-                result.duration = started.elapsed();
-            }
-        }
-        result
-    }
-
     /// The `Authorization: Bearer` value for a webhook: its token signed once and reused until
     /// shortly before it expires.
     fn bearer(
@@ -439,8 +377,16 @@ impl Sender {
         let request_headers = RecordedHeaders::request(&headers);
         let request_body = Bytes::from(body);
         if let Some(session) = webhook.spec.url.strip_prefix(crate::listen::SCHEME) {
+            let forward =
+                crate::listen::Forward::new(n.message_id, &n.event.kind, &headers, &request_body);
             return self
-                .to_session(session, n, &headers, (request_body, request_headers))
+                .sessions
+                .attempt(
+                    session,
+                    forward,
+                    (request_body, request_headers),
+                    self.timeout,
+                )
                 .await;
         }
         let started = Instant::now();
