@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 
 mod common;
 use common::pg_url;
+#[path = "common/running.rs"]
+mod running;
+use running::Running;
 
 const OPERATOR_KEY: &str = "process-test-operator-key-0123";
 const PUBLIC_URL: &str = "http://tidings.test";
@@ -75,39 +78,37 @@ async fn receiver(delay: Duration) -> (SocketAddr, Arc<Mutex<Seen>>) {
     (addr, seen)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One `tidings serve` process.
+/// One `tidings serve` process, on a port of its own (it listens on port 0 and logs the
+/// address it got).
 struct Node {
-    child: Child,
+    process: Running,
     base: String,
     env: Vec<(String, String)>,
 }
 
 impl Node {
     async fn start(env: &[(String, String)]) -> Node {
-        let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidings"));
+        let mut cmd = Command::new(running::BIN);
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TIDINGS_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("TIDINGS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn,tidings_server=info");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("tidings starts");
+        let (process, line) =
+            tokio::task::spawn_blocking(move || Running::start(cmd, "tidings is listening"))
+                .await
+                .unwrap();
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .expect("the listening line names the address")
+            .to_string();
         let node = Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+            process,
+            base: format!("http://{addr}"),
             env: env.to_vec(),
         };
         let http = reqwest::Client::new();
@@ -124,8 +125,8 @@ impl Node {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
+        let _ = self.process.child.kill(); // SIGKILL
+        let _ = self.process.child.wait();
     }
 }
 

@@ -14,10 +14,7 @@ use tidings_core::event::Event;
 use tidings_core::fasthash::HashMap;
 
 use crate::Job;
-use crate::queue::Claimed;
-
-/// A planned new delivery: (id, event, webhook id).
-pub(crate) type Planned<'a> = (String, &'a Event, &'a str);
+use crate::queue::{Claimed, Planned};
 
 /// Room the worker reserved for one delivery (a request slot); dropping it gives the room back.
 /// Opaque to the store, which only carries it from [`Handoff::reserve`] to [`Handoff::deliver`].

@@ -448,12 +448,24 @@ pub mod sqlite {
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("cache_size", "-32000")
             .pragma("temp_store", "memory");
+        // The writer thread gives way while this connection is in use (`writer::gate`).
+        let gate = std::sync::Arc::new(crate::writer::gate::Gate::default());
+        let (entering, leaving) = (gate.clone(), gate.clone());
         let write = pool(1)
             .min_connections(1)
+            .before_acquire(move |_, _| {
+                entering.enter();
+                Box::pin(async { Ok(true) })
+            })
+            .after_release(move |_, _| {
+                leaving.leave();
+                Box::pin(async { Ok(true) })
+            })
             .connect_with(opts.clone())
             .await?;
         let read = pool(4).connect_with(opts.read_only(true)).await?;
-        let writer = crate::writer::Writer::start(&database, BUSY_TIMEOUT, shims, keys.clone())?;
+        let writer =
+            crate::writer::Writer::start(&database, BUSY_TIMEOUT, shims, keys.clone(), gate)?;
         Ok(SqlStore {
             write,
             read,

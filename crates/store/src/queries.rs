@@ -742,14 +742,18 @@ impl SqlStore {
             }
         }
         loop {
+            // In a write transaction of its own, like the passes above: a statement that read
+            // before the writer thread's next commit could not write after it (SQLITE_BUSY).
+            let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
             let r = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1 \
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE {OF_EVENT}) LIMIT $2)"
             )))
             .bind(events_before)
             .bind(batch)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             report.events += r.rows_affected();
             if r.rows_affected() == 0 {
                 break;

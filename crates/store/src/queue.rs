@@ -234,7 +234,7 @@ pub(crate) struct PublishPlan<'a> {
     /// `deliveries` (an event's are planned one after another).
     pub events: Vec<(&'a Event, i64, i64, std::ops::Range<usize>)>,
     /// New deliveries: (id, event, webhook id).
-    pub deliveries: Vec<crate::handoff::Planned<'a>>,
+    pub deliveries: Vec<Planned<'a>>,
 }
 
 /// Decides what a batch publishes: duplicates (in the batch or within the idempotency window)
@@ -314,9 +314,7 @@ pub(crate) fn plan_publish<'a>(
 }
 
 /// The lowest and highest id of `planned` (an event's deliveries), `None` without any.
-pub(crate) fn id_range<'p>(
-    planned: &'p [crate::handoff::Planned<'_>],
-) -> (Option<&'p str>, Option<&'p str>) {
+pub(crate) fn id_range<'p>(planned: &'p [Planned<'_>]) -> (Option<&'p str>, Option<&'p str>) {
     let ids = planned.iter().map(|d| d.0.as_str());
     (ids.clone().min(), ids.max())
 }
@@ -340,6 +338,9 @@ pub(crate) fn event_values<'a>(e: &'a Event, targets: i64, suppressed: i64) -> E
 
 /// A claimed delivery as the claim statement returns it: (id, attempts, event id, webhook id).
 pub(crate) type Claimed = (String, i64, String, String);
+
+/// A planned new delivery: (id, event, webhook id).
+pub(crate) type Planned<'a> = (String, &'a Event, &'a str);
 
 /// Workspaces whose `fields` are needed: those of events going to webhooks with `extraFields`.
 pub(crate) fn wanted_fields<'a>(

@@ -18,8 +18,9 @@ pub use operator::{
 
 use output::Format;
 
-/// Where the server is and who is calling: flags, else variables, else the profile.
-#[derive(Debug, Args, Clone, Default)]
+/// Where the server is and who is calling: flags, else variables, else the profile. Its
+/// `Debug` hides the key and the secret.
+#[derive(Args, Clone, Default)]
 pub struct Connection {
     /// The server's base URL.
     #[arg(long, global = true, env = "TIDINGS_URL", value_name = "URL")]
@@ -52,6 +53,21 @@ pub struct Connection {
     /// Output format (default: table on a terminal, json otherwise).
     #[arg(long, short = 'o', global = true, env = "TIDINGS_OUTPUT", value_enum)]
     pub output: Option<Format>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("Connection")
+            .field("server", &self.server)
+            .field("operator_key", &hidden(&self.operator_key))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &hidden(&self.client_secret))
+            .field("workspace", &self.workspace)
+            .field("profile", &self.profile)
+            .field("output", &self.output)
+            .finish()
+    }
 }
 
 /// The exit codes scripts can rely on besides 0 (docs/cli.md).
@@ -219,4 +235,52 @@ pub async fn login(conn: &Connection, args: &Login) -> Outcome {
     file.save(&path)?;
     eprintln!("saved profile '{name}' to {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_key_and_the_secret() {
+        let conn = Connection {
+            operator_key: Some("op-key-123".into()),
+            client_secret: Some("client-secret-456".into()),
+            client_id: Some("id".into()),
+            ..Default::default()
+        };
+        let shown = format!("{conn:?}");
+        assert!(
+            !shown.contains("op-key-123") && !shown.contains("client-secret-456"),
+            "{shown}"
+        );
+        assert!(shown.contains("\"id\""));
+    }
+
+    #[test]
+    fn api_errors_map_to_the_documented_exit_codes() {
+        let api = |status| Error::Api {
+            status,
+            code: "x".into(),
+            message: "m".into(),
+            details: vec![],
+            retry_after: None,
+        };
+        let codes: Vec<i32> = [401, 403, 404, 409, 422, 429, 500]
+            .into_iter()
+            .map(|s| Failure::from(api(s)).code)
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                exit::AUTH,
+                exit::AUTH,
+                exit::NOT_FOUND,
+                exit::REFUSED,
+                exit::REFUSED,
+                exit::LIMITED,
+                exit::FAILED
+            ]
+        );
+    }
 }

@@ -149,12 +149,11 @@ async fn a_full_disk_refuses_publishes_with_503_and_loses_nothing() {
     app.stop().await;
 }
 
-/// A private PostgreSQL instance (its own `initdb`, port and socket directory), run as the
-/// `postgres` user; stopped and removed on drop.
+/// A private PostgreSQL instance (its own `initdb` and socket directory, no TCP port), run as
+/// the `postgres` user; stopped and removed on drop.
 struct PrivatePg {
     bin: PathBuf,
     dir: tempfile::TempDir,
-    port: u16,
 }
 
 impl PrivatePg {
@@ -168,11 +167,6 @@ impl PrivatePg {
             .prefix("tidings-pg-")
             .tempdir()
             .ok()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
         Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(dir.path())
@@ -180,7 +174,7 @@ impl PrivatePg {
             .ok()?
             .success()
             .then_some(())?;
-        let pg = Self { bin, dir, port };
+        let pg = Self { bin, dir };
         pg.as_postgres(&format!(
             "{}/initdb -D {}/data -A trust -U postgres >/dev/null",
             pg.bin.display(),
@@ -200,9 +194,10 @@ impl PrivatePg {
 
     fn ctl(&self, action: &str) -> bool {
         let d = self.dir.path().display();
-        let opts = format!("-p {} -k {d} -c listen_addresses=127.0.0.1", self.port);
+        // Only a Unix socket in its own directory: no port to share with anything else.
+        let opts = format!("-k {d} -c listen_addresses=''");
         let extra = if action == "start" {
-            format!("-o '{opts}' -l {d}/log")
+            format!("-o \"{opts}\" -l {d}/log")
         } else {
             "-m fast".to_string()
         };
@@ -213,7 +208,10 @@ impl PrivatePg {
     }
 
     fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://postgres@localhost/postgres?host={}",
+            self.dir.path().display()
+        )
     }
 }
 

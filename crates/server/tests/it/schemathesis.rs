@@ -27,7 +27,10 @@ async fn schemathesis(app: &TestApp, headers: &[String], tags: &[&str]) {
     cmd.args(["--config-file", config, "run"])
         .arg(app.url("/openapi.json"))
         .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
-        .args(["--seed", &seed, "--workers", "2", "--no-color"])
+        // One worker: with two, CPython 3.11's `ast` (which Hypothesis calls to describe its
+        // strategies) failed now and then under load ("AST constructor recursion depth
+        // mismatch", a thread-safety bug of that Python).
+        .args(["--seed", &seed, "--workers", "1", "--no-color"])
         .args(["--generation-database", "none"])
         .current_dir(scratch.path());
     for h in headers {
