@@ -129,7 +129,8 @@ struct State {
     connected: HashMap<String, Connected>,
     /// Sessions whose stream ended: their workspace and since when.
     idle: HashMap<String, (String, Instant)>,
-    waiting: HashMap<String, oneshot::Sender<Answer>>,
+    /// Attempts waiting for an answer: their session and where the answer goes.
+    waiting: HashMap<String, (String, oneshot::Sender<Answer>)>,
     generations: u64,
 }
 
@@ -269,7 +270,9 @@ impl Sessions {
                     return Err(Unreachable::NotConnected);
                 }
             }
-            state.waiting.insert(attempt.clone(), tx);
+            state
+                .waiting
+                .insert(attempt.clone(), (session.to_string(), tx));
         }
         let answer = tokio::time::timeout(timeout, rx).await;
         self.lock().waiting.remove(&attempt);
@@ -331,8 +334,9 @@ impl Sessions {
         result
     }
 
-    /// Hands an answer to the attempt waiting for it; false if none is (late or unknown).
-    pub fn answer(&self, mut answer: Answer) -> bool {
+    /// Hands an answer to the attempt of `session` waiting for it; false if none is (late,
+    /// unknown, or another session's: a session answers only its own attempts).
+    pub fn answer(&self, session: &str, mut answer: Answer) -> bool {
         if answer.body.len() > ANSWER_BODY_BYTES {
             let mut cut = ANSWER_BODY_BYTES;
             while !answer.body.is_char_boundary(cut) {
@@ -340,10 +344,16 @@ impl Sessions {
             }
             answer.body.truncate(cut);
         }
-        match self.lock().waiting.remove(&answer.attempt) {
-            Some(tx) => tx.send(answer).is_ok(),
-            None => false,
+        let mut state = self.lock();
+        match state.waiting.get(&answer.attempt) {
+            Some((of, _)) if of == session => {}
+            _ => return false,
         }
+        let Some((_, tx)) = state.waiting.remove(&answer.attempt) else {
+            return false;
+        };
+        drop(state);
+        tx.send(answer).is_ok()
     }
 }
 
@@ -415,20 +425,39 @@ mod tests {
             );
         let got = stream.queue.recv().await.unwrap();
         assert_eq!(got.attempt, "a1");
-        assert!(!sessions.answer(Answer {
-            attempt: "unknown".into(),
-            status: Some(200),
-            duration_ms: 1,
-            error: None,
-            body: String::new(),
-        }));
-        assert!(sessions.answer(Answer {
-            attempt: "a1".into(),
-            status: Some(204),
-            duration_ms: 3,
-            error: None,
-            body: "x".repeat(10_000),
-        }));
+        assert!(
+            !sessions.answer(
+                "s2",
+                Answer {
+                    attempt: "a1".into(),
+                    status: Some(500),
+                    duration_ms: 1,
+                    error: None,
+                    body: String::new(),
+                }
+            ),
+            "another session cannot answer s1's attempt"
+        );
+        assert!(!sessions.answer(
+            "s1",
+            Answer {
+                attempt: "unknown".into(),
+                status: Some(200),
+                duration_ms: 1,
+                error: None,
+                body: String::new(),
+            }
+        ));
+        assert!(sessions.answer(
+            "s1",
+            Answer {
+                attempt: "a1".into(),
+                status: Some(204),
+                duration_ms: 3,
+                error: None,
+                body: "x".repeat(10_000),
+            }
+        ));
         let answer = waiting.await.unwrap().unwrap();
         assert_eq!(
             (answer.status, answer.body.len()),

@@ -122,7 +122,7 @@ async fn answer(
 ) -> ApiResult<StatusCode> {
     session(&state, &who, &id).await?;
     // An answer nobody waits for (late, after the attempt timed out) is dropped.
-    state.sender.sessions().answer(answer);
+    state.sender.sessions().answer(&id, answer);
     Ok(StatusCode::NO_CONTENT)
 }
 
