@@ -99,7 +99,7 @@ enum Command {
         after_help = "Examples:\n\n    tidings completions bash > /etc/bash_completion.d/tidings\n    tidings completions zsh > \"${fpath[1]}/_tidings\"\n    tidings completions fish > ~/.config/fish/completions/tidings.fish"
     )]
     Completions { shell: clap_complete::Shell },
-    /// Print every command's help as Markdown (docs/cli.md is this output).
+    /// Print every command's help as Markdown (docs/cli-reference.md is this output).
     #[command(hide = true)]
     HelpMarkdown,
     /// Run the benchmark scenarios against a fresh server and print one JSON line each.

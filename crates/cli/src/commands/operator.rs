@@ -208,14 +208,8 @@ pub enum EventTypesCommand {
     )]
     Create {
         name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Example data (a JSON object, @FILE or @- for stdin).
-        #[arg(long)]
-        sample: Option<String>,
-        /// A JSON Schema the data must match (JSON, @FILE or @-).
-        #[arg(long)]
-        schema: Option<String>,
+        #[command(flatten)]
+        fields: EventTypeFields,
     },
     /// List the catalog.
     #[command(after_help = "Example:\n\n    tidings event-types list")]
@@ -229,44 +223,51 @@ pub enum EventTypesCommand {
     )]
     Update {
         name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Example data (a JSON object, @FILE or @- for stdin).
-        #[arg(long)]
-        sample: Option<String>,
-        /// A JSON Schema the data must match (JSON, @FILE or @-).
-        #[arg(long)]
-        schema: Option<String>,
+        #[command(flatten)]
+        fields: EventTypeFields,
     },
     /// Delete an event type (refused while webhooks subscribe to it).
     #[command(after_help = "Example:\n\n    tidings event-types delete invoice.paid")]
     Delete { name: String },
 }
 
+/// What creating and replacing an event type take besides its name.
+#[derive(Debug, clap::Args)]
+pub struct EventTypeFields {
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Example data (a JSON object, @FILE or @- for stdin).
+    #[arg(long)]
+    sample: Option<String>,
+    /// A JSON Schema the data must match (JSON, @FILE or @-).
+    #[arg(long)]
+    schema: Option<String>,
+}
+
+impl EventTypeFields {
+    /// The request body: `base` plus the description, sample and schema.
+    fn body(self, mut base: Value) -> Result<Value, super::Failure> {
+        base["description"] = json!(self.description);
+        if let Some(s) = self.sample {
+            base["sample"] = json_arg("--sample", &s)?;
+        }
+        if let Some(s) = self.schema {
+            base["schema"] = json_arg("--schema", &s)?;
+        }
+        Ok(base)
+    }
+}
+
 pub async fn event_types(conn: &Connection, cmd: EventTypesCommand) -> Outcome {
     let api = conn.operator()?;
     let format = conn.format();
     match cmd {
-        EventTypesCommand::Create {
-            name,
-            description,
-            sample,
-            schema,
-        } => {
-            let body = event_type_body(
-                json!({ "name": name, "description": description }),
-                sample,
-                schema,
-            )?;
+        EventTypesCommand::Create { name, fields } => {
+            let body = fields.body(json!({ "name": name }))?;
             output::one(format, &api.create_event_type(&body).await?);
         }
-        EventTypesCommand::Update {
-            name,
-            description,
-            sample,
-            schema,
-        } => {
-            let body = event_type_body(json!({ "description": description }), sample, schema)?;
+        EventTypesCommand::Update { name, fields } => {
+            let body = fields.body(json!({}))?;
             output::one(format, &api.replace_event_type(&name, &body).await?);
         }
         EventTypesCommand::List => {
@@ -284,21 +285,6 @@ pub async fn event_types(conn: &Connection, cmd: EventTypesCommand) -> Outcome {
         }
     }
     Ok(())
-}
-
-/// An event type's body with the optional JSON arguments added.
-fn event_type_body(
-    mut body: Value,
-    sample: Option<String>,
-    schema: Option<String>,
-) -> Result<Value, super::Failure> {
-    if let Some(s) = sample {
-        body["sample"] = json_arg("--sample", &s)?;
-    }
-    if let Some(s) = schema {
-        body["schema"] = json_arg("--schema", &s)?;
-    }
-    Ok(body)
 }
 
 #[derive(Debug, Subcommand)]
