@@ -306,7 +306,8 @@ impl SqlStore {
     }
 
     pub(crate) async fn workspace_delete(&self, id: &str, now: i64) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        // It reads (the children) before it writes: see `BEGIN_WRITE`.
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let children: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE parent_id = $1")
             .bind(id)
             .fetch_one(&mut *tx)

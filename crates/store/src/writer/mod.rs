@@ -556,6 +556,13 @@ mod tests {
                 matches!(pruned, Ok(Ok(_))),
                 "a retention pass under load: {pruned:?}"
             );
+            // A transaction that reads before it writes: a deferred one failed at once
+            // (`SQLITE_BUSY_SNAPSHOT`) whenever the writer committed in between.
+            let deleted = store.workspace_delete("ws_unknown", 0).await;
+            assert!(
+                matches!(deleted, Err(StoreError::NotFound)),
+                "a workspace delete under load: {deleted:?}"
+            );
         }
         let took = started.elapsed();
         assert!(
