@@ -240,8 +240,8 @@ pub async fn start(
     // New deliveries go straight to this node's worker while it has room (see
     // `delivery::handoff`); an API-only node leaves them all to the workers' claims.
     let (handoff, intake) = if config.delivery.enabled {
-        let capacity = delivery::handoff::Capacity::new(&config.delivery, &metrics);
-        let (to, intake) = delivery::handoff::channel(&node_id, config.delivery.lease, capacity);
+        let capacity = delivery::room::Capacity::new(&config.delivery);
+        let (to, intake) = delivery::room::channel(&node_id, config.delivery.lease, capacity);
         (Some(to as Arc<dyn tidings_store::Handoff>), Some(intake))
     } else {
         (None, None)
@@ -263,6 +263,7 @@ pub async fn start(
     )
     .context("building the HTTP client")?;
     let mut delivery_runtime = None;
+    let worker_slots = intake.as_ref().map(|i| i.capacity.slots.clone());
     if let Some(intake) = intake {
         let worker = Worker {
             store: store.clone(),
@@ -331,6 +332,7 @@ pub async fn start(
         schemas: Default::default(),
         cache: crate::publish_cache::Cache::for_store(&store),
         metrics: metrics.clone(),
+        worker_slots,
         history,
         throttle,
         emulator_limits,

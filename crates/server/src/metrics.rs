@@ -3,7 +3,7 @@
 //! [`IN_FLIGHT_TOP`] label values, so label cardinality stays bounded however many webhooks
 //! exist).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,7 +11,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tidings_core::fasthash::HashMap;
 
 /// Webhooks shown by name in `tidings_webhook_in_flight`; the rest are summed as `other`.
 pub const IN_FLIGHT_TOP: usize = 20;
@@ -34,8 +33,17 @@ pub struct Metrics {
     /// (the histogram itself does not expose its sum): the console's health charts.
     attempt_count: Counter,
     attempt_micros: Counter,
-    /// Requests in flight per webhook on this node (kept by the worker).
-    pub in_flight: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// What `/metrics` measures at scrape time, besides the counters.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Pending deliveries (`None` when the store did not answer).
+    pub queue_depth: Option<i64>,
+    /// Emulator requests in flight on this node.
+    pub emulating: usize,
+    /// Notification requests in flight on this node, per webhook (the worker's slots).
+    pub in_flight: Vec<(String, usize)>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -88,7 +96,6 @@ impl Default for Metrics {
             emulated,
             attempt_count: Counter::default(),
             attempt_micros: Counter::default(),
-            in_flight: Arc::default(),
         }
     }
 }
@@ -140,8 +147,13 @@ impl Metrics {
         self.disabled.inc();
     }
 
-    /// The text exposition, with the queue depth and the emulations in flight measured now.
-    pub fn render(&self, queue_depth: Option<i64>, emulating: usize) -> String {
+    /// The text exposition, with the gauges measured now.
+    pub fn render(&self, gauges: Gauges) -> String {
+        let Gauges {
+            queue_depth,
+            emulating,
+            in_flight: mut busiest,
+        } = gauges;
         let mut out = String::new();
         if prometheus_client::encoding::text::encode_registry(&mut out, &self.registry).is_err() {
             out.clear();
@@ -154,13 +166,6 @@ impl Metrics {
             out.push_str("# HELP tidings_queue_depth Pending deliveries (due or scheduled).\n# TYPE tidings_queue_depth gauge\n");
             out.push_str(&format!("tidings_queue_depth {depth}\n"));
         }
-        let mut busiest: Vec<(String, usize)> = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
         busiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let total: usize = busiest.iter().map(|(_, n)| n).sum();
         out.push_str("# HELP tidings_in_flight Notification requests in flight on this node.\n# TYPE tidings_in_flight gauge\n");
@@ -194,10 +199,11 @@ mod tests {
         m.events_published(3);
         m.attempt("ok", Duration::from_millis(4));
         m.attempt("timeout", Duration::from_secs(15));
-        for i in 0..30 {
-            m.in_flight.lock().unwrap().insert(format!("w{i:02}"), 1);
-        }
-        let text = m.render(Some(7), 2);
+        let text = m.render(Gauges {
+            queue_depth: Some(7),
+            emulating: 2,
+            in_flight: (0..30).map(|i| (format!("w{i:02}"), 1)).collect(),
+        });
         assert!(text.contains("tidings_events_published_total 3"), "{text}");
         assert!(
             text.contains("tidings_delivery_attempts_total{outcome=\"timeout\"} 1"),

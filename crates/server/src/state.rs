@@ -27,6 +27,8 @@ pub struct Inner {
     /// Wakes the delivery worker (after a retry or replay).
     pub wake: Arc<tokio::sync::Notify>,
     pub metrics: crate::metrics::Metrics,
+    /// The delivery worker's per-webhook slots (`None` on an API-only node), read by `/metrics`.
+    pub worker_slots: Option<crate::delivery::slots::Slots>,
     /// The last hour of the metrics, for the console's health charts.
     pub history: crate::history::History,
     /// Short-lived caches of the publish path.

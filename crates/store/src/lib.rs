@@ -2,7 +2,8 @@
 //!
 //! Two backends behind one [`Store`]: an embedded SQLite database (the default, in the data
 //! directory, WAL, fsync on commit) and PostgreSQL (`TIDINGS_DATABASE_URL`). The SQL of the
-//! resources is written once, in `queries.rs`, and compiled for each backend (`include!` with a
+//! resources is written once, in `queries.rs` (configuration) and `delivery_queries.rs` (the
+//! delivery log and retention), and compiled for each backend (`include!` with a
 //! `Db` alias), so the two cannot drift apart.
 //!
 //! The store also holds the durable delivery queue: deliveries are claimed with a lease
@@ -520,6 +521,7 @@ pub mod sqlite {
     }
 
     include!("queries.rs");
+    include!("delivery_queries.rs");
     include!("console_queries.rs");
 }
 
@@ -563,6 +565,7 @@ pub mod postgres {
     }
 
     include!("queries.rs");
+    include!("delivery_queries.rs");
     include!("console_queries.rs");
     include!("queue_sqlx.rs");
 }

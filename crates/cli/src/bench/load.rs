@@ -1,5 +1,5 @@
 //! The bench's load generator: `connections` loops, each owning one keep-alive HTTP/1.1
-//! connection that it drives itself (the server's `delivery::client::Connection`: hyper's
+//! connection that it drives itself (the server's `delivery::outbound::Connection`: hyper's
 //! client connection, no pool, no connection task), POSTing bodies built with one `format!`. The generator shares the machine
 //! with the server and the receiver, so every microsecond it spends is taken from what it
 //! measures; it is kept as lean as the receiver.
@@ -16,7 +16,7 @@ use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
 
 use tidings_server::delivery::answer_budget::Budgeted;
-use tidings_server::delivery::client::Connection;
+use tidings_server::delivery::outbound::Connection;
 
 /// Where the load goes: a `http://host:port/path` URL, split once.
 #[derive(Clone, Debug)]

@@ -44,9 +44,15 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state
-            .metrics
-            .render(depth, state.emulator_limits.in_flight()),
+        state.metrics.render(crate::metrics::Gauges {
+            queue_depth: depth,
+            emulating: state.emulator_limits.in_flight(),
+            in_flight: state
+                .worker_slots
+                .as_ref()
+                .map(crate::delivery::slots::Slots::in_flight)
+                .unwrap_or_default(),
+        }),
     )
 }
 

@@ -13,13 +13,16 @@
 //! `concurrency` slots.
 
 pub mod answer_budget;
-mod claims;
-pub mod client;
-pub mod handoff;
+pub mod outbound;
+mod pace;
+mod queues;
 pub mod recorded;
+pub mod room;
+mod scheduler;
 pub mod sender;
 pub mod slots;
 pub mod ssrf;
+mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,16 +36,13 @@ use tidings_store::{
     AttemptRecord, Completion, DisabledWebhook, Job, NextState, PublishRequest, Store,
 };
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
-use claims::{Waiting, finished};
+use pace::{Pace, Round, Signals};
+use scheduler::Scheduler;
 use sender::{AttemptResult, Notification, Outcome, Sender};
-
-/// The worker's notification tasks; each ends with its webhook, whose slot it gave back.
-type Tasks = JoinSet<Arc<tidings_core::webhook::Webhook>>;
 
 /// Everything the worker needs; cheap to clone into tasks.
 #[derive(Clone, Debug)]
@@ -245,224 +245,163 @@ impl Worker {
     /// Runs until `shutdown` is cancelled, then waits up to the grace period for requests in
     /// flight and records them.
     ///
-    /// Claimed deliveries of a webhook at its in-flight limit wait in a small local queue (at
-    /// most [`handoff::Capacity::queue_cap`]; the rest go back to the store at once) and start
-    /// as soon as one of that webhook's requests finishes. Webhooks whose limit and queue are
-    /// full are left out of the next claims.
-    ///
-    /// New deliveries that publishes handed off (see [`handoff`]) arrive on `intake` with their
-    /// room already reserved: a slot and permit (they start at once) or a place in that queue.
-    /// Claims are made only while the queue may hold due deliveries: after a claim came back
-    /// short, the next waits for a wake-up (a publish that left deliveries queued, a retry asked
-    /// through the API) or the poll interval.
-    pub async fn run(self, shutdown: CancellationToken, intake: handoff::Intake) {
-        let handoff::Intake {
-            capacity: room,
+    /// Deliveries come two ways, and the [`Scheduler`] places both alike: new ones that
+    /// publishes handed off (see [`room`]) arrive on `intake` with their room already
+    /// reserved; due ones are claimed from the store. Claims are made only while the store may
+    /// hold due deliveries ([`Pace`]): after a claim came back short, the next waits for a
+    /// wake-up (a publish that left deliveries queued, a retry asked through the API) or the
+    /// poll interval.
+    pub async fn run(self, shutdown: CancellationToken, intake: room::Intake) {
+        let room::Intake {
+            capacity,
             rx: mut handed,
         } = intake;
-        let (permits, slots) = (&room.permits, &room.slots);
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.config.concurrency * 2);
         let recorder = tokio::spawn(self.clone().record(done_rx));
-        let floor = self.config.per_webhook_concurrency;
-        let lease_ms = millis(self.config.lease);
-        let mut waiting = Waiting::default();
-        let mut tasks: Tasks = JoinSet::new();
-        let mut backoff = self.config.poll_interval;
-        // Claim size adapts: halved when a claim brought more than could start or wait locally
-        // (one busy webhook), doubled while claims come back full and usable.
-        let mut claim_size = self.config.concurrency;
         // Shared by the notification tasks: one reference count per task, not a copy of the
         // worker (its configuration and strings) per delivery.
         let shared = Arc::new(self.clone());
-        let spawn = |tasks: &mut Tasks, job: Job, permit: tokio::sync::OwnedSemaphorePermit| {
+        let attempt: scheduler::Attempt = Box::new(move |job| {
             let worker = shared.clone();
-            let done = done_tx.clone();
-            let slots = slots.clone();
-            tasks.spawn(async move {
-                // The webhook itself (a reference count), not a copy of its id per delivery.
-                let webhook = job.webhook.clone();
-                // Boxed: the attempt's future (the HTTP client's among it) is large, and the
-                // task's own future is moved into and out of its cell; a small task moves
-                // a pointer instead of kilobytes.
-                let completion = Box::pin(worker.attempt(job)).await;
-                match &completion.attempt {
-                    Some(a) => {
-                        let fast = a.outcome == Outcome::Ok.as_str()
-                            && a.duration_ms < millis(slots::FAST_ANSWER);
-                        slots.finished(&webhook.id, fast);
-                    }
-                    None => slots.give_back(&webhook.id),
-                }
-                drop(permit);
-                let _ = done.send(completion).await;
-                webhook
-            });
-        };
-        // Jobs handed off by publishes start at once when their permit and slot are reserved, or
-        // wait in their webhook's queue, where a place was reserved.
-        let start_handed = |tasks: &mut Tasks, waiting: &mut Waiting, jobs: handoff::Handed| {
-            let now = self.clock.now_ms();
-            let mut queued = Vec::new();
-            for (job, ticket) in jobs {
-                let used = match ticket.downcast::<handoff::Reserved>() {
-                    Ok(reserved) => reserved.take(),
-                    // Not a ticket of ours (cannot happen): it waits like a claimed job.
-                    Err(_) => {
-                        room.queued.try_add(&job.webhook.id, usize::MAX);
-                        handoff::Use::Wait
-                    }
-                };
-                match used {
-                    handoff::Use::Start(permit) => spawn(tasks, job, permit),
-                    handoff::Use::Wait => {
-                        if !queued.contains(&job.webhook.id) {
-                            queued.push(job.webhook.id.clone());
-                        }
-                        // Leased by the publish, from the event's time.
-                        let lease_until = job.event.created_at.saturating_add(lease_ms);
-                        waiting.push(room.start_by(lease_until), job);
-                    }
-                }
-            }
-            // Their webhooks' requests may all have finished since the reservation.
-            for webhook in queued {
-                finished(waiting, &webhook, &room, tasks, &spawn, now);
-            }
-        };
-        // Whether the queue may hold due deliveries (worth a claim).
-        let mut due = true;
-        let mut next_poll = tokio::time::Instant::now() + self.config.poll_interval;
-        let mut intake_open = true;
-        // Made once and polled again by every wait below, rather than made, registered (a timer
-        // entry, a waiter in a list) and dropped again for each finished request.
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
-        let poll_timer = tokio::time::sleep_until(next_poll);
-        tokio::pin!(poll_timer);
-        let mut woken = Box::pin(self.wake.notified());
+            Box::pin(async move { worker.attempt(job).await })
+        });
+        let mut sched = Scheduler::new(capacity, self.clock.clone(), done_tx, attempt);
+        let mut pace = Pace::new(&self.config);
+        let mut signals = Signals::new(&shutdown, &self.wake, self.config.poll_interval);
+        let lease_ms = millis(self.config.lease);
         while !shutdown.is_cancelled() {
-            // Start what waits for webhooks that have a free slot again.
-            while let Some(Ok(webhook)) = tasks.try_join_next() {
-                finished(
-                    &mut waiting,
-                    &webhook.id,
-                    &room,
-                    &mut tasks,
-                    &spawn,
-                    self.clock.now_ms(),
-                );
-            }
+            sched.reap();
             while let Ok(jobs) = handed.try_recv() {
-                start_handed(&mut tasks, &mut waiting, jobs);
+                sched.admit_handed(jobs, lease_ms);
             }
-            if tokio::time::Instant::now() >= next_poll {
+            if signals.poll_due() {
                 // Retries come due with time, not with a wake-up.
-                due = true;
-                next_poll = tokio::time::Instant::now() + self.config.poll_interval;
-                poll_timer.as_mut().reset(next_poll);
-                waiting.expire(self.clock.now_ms(), &room);
+                pace.due = true;
+                sched.expire();
             }
-            if !waiting.expired.is_empty() {
-                // Waited locally too long to finish inside their lease: due again now, for
-                // this node's next claim or another node's.
-                let expired = std::mem::take(&mut waiting.expired);
-                tracing::debug!(
-                    count = expired.len(),
-                    "deliveries waited past their lease's margin; given back"
-                );
-                if let Err(e) = self
-                    .store
-                    .release(&self.node_id, &expired, self.clock.now_ms())
-                    .await
-                {
-                    tracing::warn!(error = ?e, "giving back deliveries failed; their leases will expire");
-                }
-                due = true;
+            if sched.has_expired() {
+                self.give_back_expired(sched.take_expired()).await;
+                pace.due = true;
             }
-            let free = permits.available_permits();
-            if !due {
-                // Nothing to claim: wait below for work.
-            } else if free == 0 {
-                tokio::select! {
-                    _ = &mut cancelled => break,
-                    done = tasks.join_next() => {
-                        if let Some(Ok(webhook)) = done {
-                            finished(&mut waiting, &webhook.id, &room, &mut tasks, &spawn, self.clock.now_ms());
-                        }
-                        continue;
-                    }
-                }
-            } else {
-                let asked = free.min(claim_size);
-                match self
-                    .claim_round(asked, &mut waiting, &room, &mut tasks, &spawn)
-                    .await
-                {
+            if pace.due && sched.free_permits() > 0 {
+                let asked = pace.asked(sched.free_permits());
+                match self.claim_round(&mut sched, asked).await {
                     Err(()) => {
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        let backoff = pace.failed();
                         tokio::select! {
-                            _ = &mut cancelled => break,
-                            _ = tokio::time::sleep(backoff) => continue,
+                            () = &mut signals.cancelled => break,
+                            () = tokio::time::sleep(backoff) => continue,
                         }
                     }
-                    Ok(round) => {
-                        backoff = self.config.poll_interval;
-                        if round.overflow {
-                            claim_size = (claim_size / 2).max(floor);
-                        } else if round.full {
-                            claim_size = (claim_size * 2).min(self.config.concurrency);
-                        }
-                        // A short claim emptied what is due, unless webhooks were left out or
-                        // deliveries were given back.
-                        due = round.full || round.excluded || round.overflow;
-                        if round.full && !round.overflow && permits.available_permits() > 0 {
-                            continue;
-                        }
-                    }
+                    Ok(round) if pace.after(&round) && sched.free_permits() > 0 => continue,
+                    Ok(_) => {}
                 }
             }
-            // Wait for new work, the poll timer, or a finished request. A finished request whose
-            // webhook still has deliveries waiting locally starts the next one without a claim.
-            loop {
-                tokio::select! {
-                    _ = &mut cancelled => break,
-                    () = &mut woken => {
-                        woken.set(self.wake.notified());
-                        due = true;
-                        break;
-                    }
-                    jobs = handed.recv(), if intake_open => match jobs {
-                        Some(jobs) => start_handed(&mut tasks, &mut waiting, jobs),
-                        None => intake_open = false,
-                    },
-                    done = tasks.join_next(), if !tasks.is_empty() => {
-                        let refill = match done {
-                            Some(Ok(webhook)) => finished(&mut waiting, &webhook.id, &room, &mut tasks, &spawn, self.clock.now_ms()),
-                            _ => true,
-                        };
-                        if (refill && due) || !waiting.expired.is_empty() {
-                            break;
-                        }
-                    }
-                    () = &mut poll_timer => break,
-                }
+            if !self
+                .wait(&mut sched, &mut handed, &mut signals, &mut pace, lease_ms)
+                .await
+            {
+                break;
             }
         }
-        // Handed-off jobs not started yet go back to the queue with the waiting ones.
+        self.stop(sched, handed, recorder).await;
+    }
+
+    /// Waits for something to do: a wake-up, the poll timer, or a finished request that leaves
+    /// room for a claim (its webhook's queue ran low, or no permit was free) or deliveries to
+    /// give back. Handed-off jobs are placed meanwhile; a finished request whose webhook has
+    /// deliveries waiting locally starts the next one without a claim. `false` on shutdown.
+    async fn wait(
+        &self,
+        sched: &mut Scheduler,
+        handed: &mut mpsc::UnboundedReceiver<room::Handed>,
+        signals: &mut Signals<'_>,
+        pace: &mut Pace,
+        lease_ms: i64,
+    ) -> bool {
+        let starved = sched.free_permits() == 0;
+        loop {
+            tokio::select! {
+                () = &mut signals.cancelled => return false,
+                () = &mut signals.woken => {
+                    signals.woken.set(signals.wake.notified());
+                    pace.due = true;
+                    return true;
+                }
+                jobs = handed.recv(), if signals.intake_open => match jobs {
+                    Some(jobs) => sched.admit_handed(jobs, lease_ms),
+                    None => signals.intake_open = false,
+                },
+                low = sched.next_finished(), if sched.busy() => {
+                    if ((low || starved) && pace.due) || sched.has_expired() {
+                        return true;
+                    }
+                }
+                () = &mut signals.poll_timer => return true,
+            }
+        }
+    }
+
+    /// One claim of up to `asked` due deliveries, placed by the scheduler; what it cannot place
+    /// goes back to the store at once.
+    async fn claim_round(&self, sched: &mut Scheduler, asked: usize) -> Result<Round, ()> {
+        let now = self.clock.now_ms();
+        let lease_until = now + millis(self.config.lease);
+        let excluded = sched.saturated();
+        let asked_i64 = i64::try_from(asked).unwrap_or(1);
+        let claimed = self
+            .store
+            .claim(&self.node_id, now, lease_until, asked_i64, &excluded)
+            .await;
+        let jobs = claimed.map_err(|e| {
+            tracing::warn!(error = ?e, "claiming deliveries failed; backing off");
+        })?;
+        let full = jobs.len() == asked;
+        let overflow = sched.admit_claimed(jobs, lease_until);
+        if !overflow.is_empty()
+            && let Err(e) = self.store.release(&self.node_id, &overflow, now).await
+        {
+            // Not fatal: the leases expire and the deliveries come back by themselves.
+            tracing::warn!(error = ?e, "giving back deliveries failed");
+        }
+        Ok(Round {
+            full,
+            excluded: !excluded.is_empty(),
+            overflow: !overflow.is_empty(),
+        })
+    }
+
+    /// Gives back deliveries that waited locally too long to finish inside their lease: due
+    /// again now, for this node's next claim or another node's.
+    async fn give_back_expired(&self, expired: Vec<String>) {
+        tracing::debug!(
+            count = expired.len(),
+            "deliveries waited past their lease's margin; given back"
+        );
+        if let Err(e) = self
+            .store
+            .release(&self.node_id, &expired, self.clock.now_ms())
+            .await
+        {
+            tracing::warn!(error = ?e, "giving back deliveries failed; their leases will expire");
+        }
+    }
+
+    /// Gives back what waits locally (and what was handed off but not started), waits up to
+    /// the grace period for the requests in flight, and lets the recorder finish.
+    async fn stop(
+        &self,
+        sched: Scheduler,
+        mut handed: mpsc::UnboundedReceiver<room::Handed>,
+        recorder: tokio::task::JoinHandle<()>,
+    ) {
         handed.close();
+        let mut unstarted = Vec::new();
         while let Ok(jobs) = handed.try_recv() {
-            for (job, _ticket) in jobs {
-                waiting.push(0, job);
-            }
+            // Their reserved room is given back as the tickets drop.
+            unstarted.extend(jobs.into_iter().map(|(job, _)| job));
         }
-        // Deliveries still waiting locally go back to the queue for the next start or node.
-        let mut held: Vec<String> = waiting
-            .jobs
-            .into_values()
-            .flatten()
-            .map(|(_, j)| j.delivery_id)
-            .collect();
-        held.append(&mut waiting.expired);
+        let (held, mut tasks) = sched.stop(unstarted);
         if let Err(e) = self
             .store
             .release(&self.node_id, &held, self.clock.now_ms())
@@ -485,7 +424,8 @@ impl Worker {
                 tasks.abort_all();
             }
         }
-        drop(done_tx);
+        // The recorder ends once every task's sender is gone.
+        drop(tasks);
         let _ = recorder.await;
     }
 

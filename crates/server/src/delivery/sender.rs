@@ -2,7 +2,6 @@
 //! SPEC §5 describes: envelope, `Content-Type`, `User-Agent`, `Event-Type`, Standard Webhooks
 //! headers, then the webhook's own headers.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,9 +19,10 @@ use tidings_core::signature;
 use tidings_core::webhook::{AuthMode, Toggle, Webhook};
 
 use super::answer_budget::AnswerTooLarge;
-use super::client::{self, Client};
+use super::outbound::{self, Outbound};
 use super::recorded::RecordedHeaders;
 use super::ssrf::{AddressPolicy, BlockedAddress, DnsFailure};
+use super::target::{Target, UrlCache, target};
 use crate::auth::keys::Keys;
 
 /// Lifetime of the bearer token sent to receivers.
@@ -108,63 +108,8 @@ impl Outcome {
 /// audience (the URL changed) is signed anew.
 type TokenCache = HashMap<String, (Arc<str>, HeaderValue, i64)>;
 
-/// A webhook URL parsed once, with its origin (a bearer token's audience).
-#[derive(Debug)]
-struct Target {
-    /// Where and what to ask (`None`: the URL is no valid HTTP URI).
-    route: Option<Route>,
-    /// The URL's origin: a bearer token's audience, and the key of its kept-alive connections.
-    origin: Arc<str>,
-    /// The host, when it is an IP literal (never resolved, so checked before sending).
-    ip: Option<IpAddr>,
-}
-
-/// A request's way to its receiver, worked out once per URL.
-#[derive(Debug)]
-struct Route {
-    /// Scheme and authority: what the connector connects to.
-    connect: hyper::Uri,
-    /// The path and query (origin form), as the request line carries it.
-    path: hyper::Uri,
-    /// The `Host` header: the host, and the port unless it is the scheme's default.
-    host: HeaderValue,
-}
-
-impl Route {
-    fn of(uri: &hyper::Uri) -> Option<Self> {
-        let (scheme, authority) = (uri.scheme()?, uri.authority()?);
-        let connect = hyper::Uri::builder()
-            .scheme(scheme.clone())
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .ok()?;
-        let path = match uri.path_and_query() {
-            Some(p) if p.as_str() != "/" => hyper::Uri::from(p.clone()),
-            _ => hyper::Uri::from_static("/"),
-        };
-        let default_port = match scheme.as_str() {
-            "https" => 443,
-            _ => 80,
-        };
-        let host = match uri.port_u16() {
-            Some(port) if port != default_port => format!("{}:{port}", authority.host()),
-            _ => authority.host().to_string(),
-        };
-        Some(Self {
-            connect,
-            path,
-            host: HeaderValue::from_str(&host).ok()?,
-        })
-    }
-}
-
-/// Parsed webhook URLs by their text: parsing (with IDNA) on every request was a measurable
-/// share of a delivery's CPU.
-type UrlCache = HashMap<String, Arc<Target>>;
-
 /// Entries of a cache above which it starts over (URLs are few; this bounds a churn of them).
-const CACHE_BOUND: usize = 100_000;
+pub(super) const CACHE_BOUND: usize = 100_000;
 
 /// One notification to send: the event, the webhook, and what the payload options need.
 #[derive(Debug, Clone, Copy)]
@@ -196,8 +141,8 @@ pub struct NotificationClaims {
 /// webhooks with `sslVerification: disabled`) does not.
 #[derive(Clone)]
 pub struct Sender {
-    verifying: Client,
-    insecure: Client,
+    verifying: Outbound,
+    insecure: Outbound,
     /// Timeout of one attempt: connecting, sending, and reading the answer.
     timeout: Duration,
     /// The largest body a webhook's options may shape (`delivery.max_payload_bytes`).
@@ -239,15 +184,15 @@ impl Sender {
         let policy = Arc::new(policy);
         // As many idle connections per host as requests can be in flight, so webhooks sharing
         // a receiver host (or one fast webhook) never reconnect per request.
-        let settings = |verify| client::Settings {
+        let settings = |verify| outbound::Settings {
             policy: policy.clone(),
             connect_timeout: timeout.min(Duration::from_secs(10)),
             idle_per_host: concurrency,
             verify,
         };
         Ok(Self {
-            verifying: client::build(&settings(true))?,
-            insecure: client::build(&settings(false))?,
+            verifying: outbound::build(&settings(true))?,
+            insecure: outbound::build(&settings(false))?,
             timeout,
             max_payload_bytes: config.max_payload_bytes,
             policy,
@@ -307,7 +252,6 @@ impl Sender {
     /// Builds and sends one notification, signed at `now_ms`.
     pub async fn send(&self, n: Notification<'_>, now_ms: i64) -> AttemptResult {
         let webhook = n.webhook;
-        let timestamp = now_ms / 1000;
         let built = payload::build(&PayloadContext {
             message_id: n.message_id,
             event: n.event,
@@ -322,11 +266,51 @@ impl Sender {
                 return AttemptResult::unsent(Outcome::TooLarge, too_large.to_string());
             }
         };
-        let body = built.body;
         let target = target(&self.urls, &webhook.spec.url);
+        let headers = self.headers(
+            &n,
+            target.as_deref(),
+            &built.body,
+            built.content_type,
+            now_ms,
+        );
+        let request = Request {
+            recorded_headers: RecordedHeaders::request(&headers),
+            headers,
+            body: Bytes::from(built.body),
+        };
+        if let Some(session) = webhook.spec.url.strip_prefix(crate::listen::SCHEME) {
+            let forward = crate::listen::Forward::new(
+                n.message_id,
+                &n.event.kind,
+                &request.headers,
+                &request.body,
+            );
+            let recorded = (request.body, request.recorded_headers);
+            return self
+                .sessions
+                .attempt(session, forward, recorded, self.timeout)
+                .await;
+        }
+        self.exchange(webhook, target.as_deref(), request).await
+    }
+
+    /// The request's headers: content type, the Standard Webhooks id, timestamp and signature
+    /// (also with the previous secret while it is honoured), authorization, then the webhook's
+    /// own headers, which win.
+    fn headers(
+        &self,
+        n: &Notification<'_>,
+        target: Option<&Target>,
+        body: &[u8],
+        content_type: &'static str,
+        now_ms: i64,
+    ) -> HeaderMap {
+        let webhook = n.webhook;
+        let timestamp = now_ms / 1000;
         let mut headers = HeaderMap::with_capacity(8 + webhook.spec.headers.len());
         // Constants need no check or copy; numbers are written without a string between.
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(built.content_type));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
         headers.insert(&WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
         let mut set = |name: &'static str, value: &str| {
@@ -344,11 +328,11 @@ impl Sender {
         }
         set(
             "webhook-signature",
-            &signature::signature_header(secrets, n.message_id, timestamp, &body),
+            &signature::signature_header(secrets, n.message_id, timestamp, body),
         );
         match webhook.spec.authorization {
             AuthMode::Bearer => {
-                if let Some(value) = self.bearer(webhook, target.as_deref(), timestamp) {
+                if let Some(value) = self.bearer(webhook, target, timestamp) {
                     headers.insert(AUTHORIZATION, value);
                 }
             }
@@ -364,8 +348,8 @@ impl Sender {
             }
             AuthMode::None => {}
         }
-        // The webhook's own headers come last and win, `Authorization` included (validation
-        // already refused the ones Tidings must own: the signature headers and framing).
+        // Validation already refused the headers Tidings must own (the signature headers and
+        // framing); `Authorization` may be overridden.
         for (name, value) in &webhook.spec.headers {
             if let (Ok(k), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
@@ -374,21 +358,22 @@ impl Sender {
                 headers.insert(k, v);
             }
         }
-        let request_headers = RecordedHeaders::request(&headers);
-        let request_body = Bytes::from(body);
-        if let Some(session) = webhook.spec.url.strip_prefix(crate::listen::SCHEME) {
-            let forward =
-                crate::listen::Forward::new(n.message_id, &n.event.kind, &headers, &request_body);
-            return self
-                .sessions
-                .attempt(
-                    session,
-                    forward,
-                    (request_body, request_headers),
-                    self.timeout,
-                )
-                .await;
-        }
+        headers
+    }
+
+    /// Sends `request` to the webhook's URL and reads the answer, all within the timeout: the
+    /// status decides the outcome, the body is kept up to [`MAX_RESPONSE_BODY`].
+    async fn exchange(
+        &self,
+        webhook: &Webhook,
+        target: Option<&Target>,
+        request: Request,
+    ) -> AttemptResult {
+        let Request {
+            mut headers,
+            recorded_headers: request_headers,
+            body: request_body,
+        } = request;
         let started = Instant::now();
         let fail = |outcome: Outcome, error: String| AttemptResult {
             outcome,
@@ -402,7 +387,7 @@ impl Sender {
             retry_after: None,
         };
         // IP literals never reach the resolver, so they are checked here.
-        if let Some(ip) = target.as_ref().and_then(|t| t.ip)
+        if let Some(ip) = target.and_then(|t| t.ip)
             && !self.policy.permits(ip)
         {
             return fail(Outcome::BlockedAddress, BlockedAddress(ip).to_string());
@@ -411,9 +396,7 @@ impl Sender {
             Toggle::Enabled => &self.verifying,
             Toggle::Disabled => &self.insecure,
         };
-        let Some((route, origin)) = target
-            .as_ref()
-            .and_then(|t| Some((t.route.as_ref()?, &t.origin)))
+        let Some((route, origin)) = target.and_then(|t| Some((t.route.as_ref()?, &t.origin)))
         else {
             return fail(
                 Outcome::Connect,
@@ -448,12 +431,8 @@ impl Sender {
         let mut ended = hyper::body::Body::is_end_stream(&body);
         if !ended {
             // The status already arrived; a body cut short does not change the outcome.
-            match tokio::time::timeout_at(
-                deadline,
-                lease.read_body(&mut body, &mut captured, MAX_RESPONSE_BODY),
-            )
-            .await
-            {
+            let read = lease.read_body(&mut body, &mut captured, MAX_RESPONSE_BODY);
+            match tokio::time::timeout_at(deadline, read).await {
                 Ok(Ok(read_to_end)) => ended = read_to_end,
                 Ok(Err(e)) => {
                     error = Some(format!("reading the response body: {}", classify(&*e).1));
@@ -488,6 +467,13 @@ impl Sender {
     }
 }
 
+/// A notification ready to go: its headers (and what of them the attempt records) and body.
+struct Request {
+    headers: HeaderMap,
+    recorded_headers: RecordedHeaders,
+    body: Bytes,
+}
+
 /// `Retry-After: <seconds>` or `Retry-After: <HTTP date>` as a wait from `now`.
 pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
@@ -496,39 +482,6 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// The parsed URL, from `cache` when it was parsed before; `None` if it does not parse.
-fn target(cache: &Mutex<UrlCache>, url: &str) -> Option<Arc<Target>> {
-    let mut cache = cache
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(t) = cache.get(url) {
-        return Some(t.clone());
-    }
-    let parsed = url::Url::parse(url).ok()?;
-    let target = Arc::new(Target {
-        origin: parsed.origin().ascii_serialization().into(),
-        ip: literal_ip(&parsed),
-        route: parsed
-            .as_str()
-            .parse::<hyper::Uri>()
-            .ok()
-            .and_then(|u| Route::of(&u)),
-    });
-    if cache.len() >= CACHE_BOUND {
-        cache.clear();
-    }
-    cache.insert(url.to_string(), target.clone());
-    Some(target)
-}
-
-fn literal_ip(url: &url::Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
-        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
-        url::Host::Domain(_) => None,
-    }
 }
 
 /// Maps a client error to an outcome code and a message without secrets (the client's errors
@@ -607,35 +560,5 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
-    }
-
-    #[test]
-    fn webhook_urls_are_parsed_once_with_their_origin_and_ip_literal() {
-        let cache = Mutex::default();
-        let a = target(&cache, "https://Hooks.Example.com:8443/in?x=1").unwrap();
-        let again = target(&cache, "https://Hooks.Example.com:8443/in?x=1").unwrap();
-        assert!(
-            Arc::ptr_eq(&a, &again),
-            "the second use comes from the cache"
-        );
-        assert_eq!(&*a.origin, "https://hooks.example.com:8443");
-        assert_eq!(a.ip, None);
-        let route = a.route.as_ref().unwrap();
-        assert_eq!(route.connect, "https://hooks.example.com:8443/");
-        assert_eq!(route.path, "/in?x=1");
-        assert_eq!(route.host, "hooks.example.com:8443");
-        let plain = target(&cache, "https://hooks.example.com:443").unwrap();
-        let route = plain.route.as_ref().unwrap();
-        assert_eq!(route.path, "/");
-        assert_eq!(
-            route.host, "hooks.example.com",
-            "the default port is left out"
-        );
-        let ip = target(&cache, "http://127.0.0.1:9000/").unwrap();
-        assert_eq!(ip.ip, Some(IpAddr::from([127, 0, 0, 1])));
-        let v6 = target(&cache, "http://[::1]:8080/hook").unwrap();
-        assert_eq!(v6.ip, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
-        assert_eq!(v6.route.as_ref().unwrap().host, "[::1]:8080");
-        assert!(target(&cache, "not a url").is_none());
     }
 }

@@ -20,7 +20,7 @@ const GROWTH: f64 = 0.5;
 /// Requests in flight per webhook, and each webhook's current share.
 #[derive(Clone, Debug)]
 pub struct Slots {
-    /// Counts, shared with the metrics (`tidings_webhook_in_flight`).
+    /// Requests in flight per webhook (read by `/metrics` through [`Slots::in_flight`]).
     counts: Arc<Mutex<HashMap<String, usize>>>,
     /// Shares above the floor; webhooks at the floor are not stored.
     shares: Arc<Mutex<HashMap<String, f64>>>,
@@ -60,9 +60,9 @@ pub(super) fn count_down(counts: &mut HashMap<String, usize>, key: &str) {
 }
 
 impl Slots {
-    pub fn new(counts: Arc<Mutex<HashMap<String, usize>>>, floor: usize, max: usize) -> Self {
+    pub fn new(floor: usize, max: usize) -> Self {
         Self {
-            counts,
+            counts: Arc::default(),
             shares: Arc::default(),
             floor: floor.max(1),
             max: max.max(floor.max(1)),
@@ -118,6 +118,14 @@ impl Slots {
         }
     }
 
+    /// Requests in flight now, per webhook.
+    pub fn in_flight(&self) -> Vec<(String, usize)> {
+        lock(&self.counts)
+            .iter()
+            .map(|(w, n)| (w.clone(), *n))
+            .collect()
+    }
+
     /// Webhooks at their limit, with that limit.
     pub fn saturated(&self) -> Vec<(String, usize)> {
         let shares = lock(&self.shares);
@@ -136,7 +144,7 @@ mod tests {
     use super::*;
 
     fn slots(floor: usize, max: usize) -> Slots {
-        Slots::new(Arc::default(), floor, max)
+        Slots::new(floor, max)
     }
 
     fn take_all(s: &Slots, w: &str) -> usize {

@@ -189,12 +189,8 @@ fn read_matches(
     Ok(matched)
 }
 
-pub(super) fn publish(
-    conn: &Connection,
-    cache: &mut ReadCache,
-    batch: &[PublishRequest],
-    handoff: Option<&dyn Handoff>,
-) -> Result<(Published, HandedOff)> {
+/// The events already published under the batch's idempotency keys.
+fn read_earlier(conn: &Connection, batch: &[PublishRequest]) -> Result<HashMap<String, Earlier>> {
     let keys = queue::idempotency_keys(batch);
     let mut earlier: HashMap<String, Earlier> = HashMap::default();
     if !keys.is_empty() {
@@ -217,25 +213,16 @@ pub(super) fn publish(
             earlier.insert(key, x);
         }
     }
-    let mut matches: queue::Matches<'_> = HashMap::default();
-    for key in queue::match_keys(batch) {
-        let rows = match cache.matches(key.0, key.1) {
-            Some(rows) => Arc::clone(rows),
-            None => read_matches(conn, cache, key.0, key.1)?,
-        };
-        matches.insert(key, rows);
-    }
-    let plan = queue::plan_publish(batch, &earlier, &matches)?;
-    // Room is reserved before anything is written: whatever fails below gives it back.
-    let res = Reservations::new(handoff, plan.deliveries.iter().map(|d| d.2));
-    if !plan.stale_keys.is_empty() {
-        let sql = format!(
-            "UPDATE events SET idempotency_key = NULL WHERE id IN ({})",
-            queue::in_list(0, plan.stale_keys.len())
-        );
-        let args: Vec<&dyn ToSql> = plan.stale_keys.iter().map(|s| s as &dyn ToSql).collect();
-        execute(conn, &sql, &args)?;
-    }
+    Ok(earlier)
+}
+
+/// Inserts the plan's events and deliveries; a delivery with reserved room is leased to this
+/// node already.
+fn insert_planned(
+    conn: &Connection,
+    plan: &queue::PublishPlan<'_>,
+    res: &Reservations,
+) -> Result<()> {
     // One cached single-row statement per table: without a thread hop per statement, rows are
     // cheapest one at a time.
     let mut insert_event = conn.prepare_cached(&HOT.insert_event)?;
@@ -285,6 +272,39 @@ pub(super) fn publish(
         )?;
     }
     drop(insert_delivery);
+    Ok(())
+}
+
+/// One publish batch in the writer's open transaction: reads what idempotency keys name
+/// already, matches each event (from the read cache when it can), plans, inserts, and turns the
+/// deliveries with reserved room into jobs for the worker.
+pub(super) fn publish(
+    conn: &Connection,
+    cache: &mut ReadCache,
+    batch: &[PublishRequest],
+    handoff: Option<&dyn Handoff>,
+) -> Result<(Published, HandedOff)> {
+    let earlier = read_earlier(conn, batch)?;
+    let mut matches: queue::Matches<'_> = HashMap::default();
+    for key in queue::match_keys(batch) {
+        let rows = match cache.matches(key.0, key.1) {
+            Some(rows) => Arc::clone(rows),
+            None => read_matches(conn, cache, key.0, key.1)?,
+        };
+        matches.insert(key, rows);
+    }
+    let plan = queue::plan_publish(batch, &earlier, &matches)?;
+    // Room is reserved before anything is written: whatever fails below gives it back.
+    let res = Reservations::new(handoff, plan.deliveries.iter().map(|d| d.2));
+    if !plan.stale_keys.is_empty() {
+        let sql = format!(
+            "UPDATE events SET idempotency_key = NULL WHERE id IN ({})",
+            queue::in_list(0, plan.stale_keys.len())
+        );
+        let args: Vec<&dyn ToSql> = plan.stale_keys.iter().map(|s| s as &dyn ToSql).collect();
+        execute(conn, &sql, &args)?;
+    }
+    insert_planned(conn, &plan, &res)?;
     let published = Published {
         queued: res.queued(),
         outcomes: plan.out,

@@ -1,6 +1,8 @@
-//! The worker's claims and its local queues: deliveries claimed or handed off for a webhook at
-//! its in-flight limit wait here (bounded by [`Capacity::queue_cap`], counted in
-//! [`Capacity::queued`]) and start as its requests finish.
+//! The worker's local queues: deliveries claimed or handed off for a webhook at its in-flight
+//! limit wait here (bounded by [`Capacity::queue_cap`], counted in [`Capacity::queued`]), each
+//! with the time it must start by to finish inside its lease, and start as that webhook's
+//! requests finish. Pure bookkeeping: what may start is handed back to the caller (the
+//! [`Scheduler`](super::scheduler::Scheduler)), which sends it.
 
 use std::collections::VecDeque;
 
@@ -8,8 +10,11 @@ use tidings_core::fasthash::{HashMap, HashSet};
 use tidings_store::Job;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::handoff::Capacity;
-use super::{Tasks, Worker, millis};
+use super::room::Capacity;
+
+/// A delivery that may start now, with the permit it holds while in flight (its webhook's slot
+/// is taken too).
+pub(super) type Ready = (Job, OwnedSemaphorePermit);
 
 /// Deliveries waiting locally, per webhook, each with the time (Unix ms) it must start by to
 /// finish inside its lease; the webhooks whose next one could not start for want of a permit
@@ -56,175 +61,109 @@ impl Waiting {
             !queue.is_empty()
         });
     }
-}
 
-/// What a claim round found.
-pub(super) struct Round {
-    /// As many as asked for: more may be due.
-    pub full: bool,
-    /// Webhooks at their limit were left out: their deliveries are still due.
-    pub excluded: bool,
-    /// Some claimed deliveries could not start or wait and went back.
-    pub overflow: bool,
-}
-
-/// Starts the next waiting deliveries of `webhook` while it has free slots and permits are free
-/// (`now` in Unix ms). One that can no longer finish inside its lease is not sent but moved to
-/// `expired`, to go back to the queue. Returns whether the local queue ran low (time to claim
-/// more).
-pub(super) fn start_waiting(
-    waiting: &mut Waiting,
-    webhook: &str,
-    room: &Capacity,
-    tasks: &mut Tasks,
-    spawn: &impl Fn(&mut Tasks, Job, OwnedSemaphorePermit),
-    now: i64,
-) -> bool {
-    let Waiting {
-        jobs,
-        stalled: stalled_set,
-        expired,
-    } = waiting;
-    let Some(queue) = jobs.get_mut(webhook) else {
-        return true;
-    };
-    let mut stalled = false;
-    loop {
-        // Whatever waited too long (its webhook's requests slowed down after it was queued)
-        // would be sent while its lease runs out: it goes back to the queue instead.
-        while queue.front().is_some_and(|(start_by, _)| *start_by < now) {
-            if let Some((_, job)) = queue.pop_front() {
-                room.queued.remove(webhook);
-                expired.push(job.delivery_id);
-            }
-        }
-        if queue.is_empty() || !room.slots.try_take(webhook) {
-            break;
-        }
-        let Ok(permit) = room.permits.clone().try_acquire_owned() else {
-            room.slots.give_back(webhook);
-            stalled = true;
-            break;
+    /// Takes the next waiting deliveries of `webhook` into `ready` while it has free slots and
+    /// permits are free (`now` in Unix ms). One that can no longer finish inside its lease is
+    /// not started but moved to `expired`, to go back to the queue. Returns whether the local
+    /// queue ran low (time to claim more).
+    pub fn start(
+        &mut self,
+        webhook: &str,
+        room: &Capacity,
+        now: i64,
+        ready: &mut Vec<Ready>,
+    ) -> bool {
+        let Waiting {
+            jobs,
+            stalled: stalled_set,
+            expired,
+        } = self;
+        let Some(queue) = jobs.get_mut(webhook) else {
+            return true;
         };
-        if let Some((_, job)) = queue.pop_front() {
-            room.queued.remove(webhook);
-            spawn(tasks, job, permit);
-        }
-    }
-    let low = queue.len() * 2 < room.queue_cap(webhook);
-    if queue.is_empty() {
-        jobs.remove(webhook);
-        stalled_set.remove(webhook);
-    } else if stalled {
-        stalled_set.insert(webhook.to_string());
-    } else {
-        // At its limit again: its own requests start the rest.
-        stalled_set.remove(webhook);
-    }
-    low
-}
-
-/// After a request finished: starts what waits for `webhook`, then, while permits are free,
-/// what waits for webhooks that stalled for want of one. Returns whether `webhook`'s queue ran
-/// low.
-pub(super) fn finished(
-    waiting: &mut Waiting,
-    webhook: &str,
-    room: &Capacity,
-    tasks: &mut Tasks,
-    spawn: &impl Fn(&mut Tasks, Job, OwnedSemaphorePermit),
-    now: i64,
-) -> bool {
-    let low = start_waiting(waiting, webhook, room, tasks, spawn, now);
-    if !waiting.stalled.is_empty() && room.permits.available_permits() > 0 {
-        let stalled: Vec<String> = waiting.stalled.iter().cloned().collect();
-        for w in stalled {
-            if room.permits.available_permits() == 0 {
+        let mut stalled = false;
+        loop {
+            // Whatever waited too long (its webhook's requests slowed down after it was queued)
+            // would be sent while its lease runs out: it goes back to the queue instead.
+            while queue.front().is_some_and(|(start_by, _)| *start_by < now) {
+                if let Some((_, job)) = queue.pop_front() {
+                    room.queued.remove(webhook);
+                    expired.push(job.delivery_id);
+                }
+            }
+            if queue.is_empty() || !room.slots.try_take(webhook) {
                 break;
             }
-            start_waiting(waiting, &w, room, tasks, spawn, now);
-        }
-    }
-    low
-}
-
-impl Worker {
-    /// One claim of up to `asked` due deliveries: each starts if its webhook has a free slot,
-    /// waits locally if its webhook's queue has room, and goes back to the store otherwise.
-    pub(super) async fn claim_round(
-        &self,
-        asked: usize,
-        waiting: &mut Waiting,
-        room: &Capacity,
-        tasks: &mut Tasks,
-        spawn: &impl Fn(&mut Tasks, Job, OwnedSemaphorePermit),
-    ) -> Result<Round, ()> {
-        let now = self.clock.now_ms();
-        let lease_until = now + millis(self.config.lease);
-        let excluded: Vec<String> = room
-            .slots
-            .saturated()
-            .into_iter()
-            .filter(|(w, limit)| room.queued.len(w) >= limit * room.rounds)
-            .map(|(w, _)| w)
-            .collect();
-        let claimed = self
-            .store
-            .claim(
-                &self.node_id,
-                now,
-                lease_until,
-                i64::try_from(asked).unwrap_or(1),
-                &excluded,
-            )
-            .await;
-        let jobs = claimed.map_err(|e| {
-            tracing::warn!(error = ?e, "claiming deliveries failed; backing off");
-        })?;
-        let full = jobs.len() == asked;
-        let mut overflow = Vec::new();
-        for job in jobs {
-            let webhook = job.webhook.id.clone();
-            if room.slots.try_take(&webhook) {
-                let Ok(permit) = room.permits.clone().try_acquire_owned() else {
-                    room.slots.give_back(&webhook);
-                    overflow.push(job.delivery_id);
-                    continue;
-                };
-                spawn(tasks, job, permit);
-            } else if room.queued.try_add(&webhook, room.queue_cap(&webhook)) {
-                waiting.push(room.start_by(lease_until), job);
-            } else {
-                overflow.push(job.delivery_id);
+            let Ok(permit) = room.permits.clone().try_acquire_owned() else {
+                room.slots.give_back(webhook);
+                stalled = true;
+                break;
+            };
+            if let Some((_, job)) = queue.pop_front() {
+                room.queued.remove(webhook);
+                ready.push((job, permit));
             }
         }
-        if !overflow.is_empty()
-            && let Err(e) = self.store.release(&self.node_id, &overflow, now).await
-        {
-            // Not fatal: the leases expire and the deliveries come back by themselves.
-            tracing::warn!(error = ?e, "giving back deliveries failed");
+        let low = queue.len() * 2 < room.queue_cap(webhook);
+        if queue.is_empty() {
+            jobs.remove(webhook);
+            stalled_set.remove(webhook);
+        } else if stalled {
+            stalled_set.insert(webhook.to_string());
+        } else {
+            // At its limit again: its own requests start the rest.
+            stalled_set.remove(webhook);
         }
-        Ok(Round {
-            full,
-            excluded: !excluded.is_empty(),
-            overflow: !overflow.is_empty(),
-        })
+        low
+    }
+
+    /// After a request of `webhook` finished: takes what waits for it, then, while permits are
+    /// free, what waits for webhooks that stalled for want of one. Returns whether `webhook`'s
+    /// queue ran low.
+    pub fn after_finish(
+        &mut self,
+        webhook: &str,
+        room: &Capacity,
+        now: i64,
+        ready: &mut Vec<Ready>,
+    ) -> bool {
+        let low = self.start(webhook, room, now, ready);
+        if !self.stalled.is_empty() && room.permits.available_permits() > 0 {
+            let stalled: Vec<String> = self.stalled.iter().cloned().collect();
+            for w in stalled {
+                if room.permits.available_permits() == 0 {
+                    break;
+                }
+                self.start(&w, room, now, ready);
+            }
+        }
+        low
+    }
+
+    /// The ids of every delivery waiting here or expired, to give back when the worker stops.
+    pub fn into_ids(self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .jobs
+            .into_values()
+            .flatten()
+            .map(|(_, j)| j.delivery_id)
+            .collect();
+        ids.extend(self.expired);
+        ids
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::sync::Arc;
 
     use serde_json::json;
     use tidings_core::event::Event;
     use tidings_core::webhook::Webhook;
     use tokio::sync::Semaphore;
-    use tokio::task::JoinSet;
 
     use super::*;
-    use crate::delivery::handoff::Queued;
+    use crate::delivery::room::Queued;
     use crate::delivery::slots::Slots;
 
     fn job(webhook: &str, id: &str) -> Job {
@@ -271,7 +210,7 @@ mod tests {
     fn room(permits: usize) -> Capacity {
         Capacity {
             permits: Arc::new(Semaphore::new(permits)),
-            slots: Slots::new(Arc::default(), 2, 2),
+            slots: Slots::new(2, 2),
             queued: Queued::default(),
             rounds: 3,
             timeout_ms: 15_000,
@@ -291,25 +230,24 @@ mod tests {
     #[test]
     fn a_queue_stalled_for_want_of_a_permit_starts_when_any_request_finishes() {
         let room = room(1);
-        let started = RefCell::new(Vec::new());
-        let spawn = |_: &mut Tasks, job: Job, permit: OwnedSemaphorePermit| {
-            started.borrow_mut().push((job.delivery_id, permit));
-        };
-        let mut tasks = JoinSet::new();
+        let mut ready = Vec::new();
         let mut waiting = Waiting::default();
         // Webhook "b" holds the only permit; "a" has one delivery waiting and none in flight.
         let b_permit = room.permits.clone().try_acquire_owned().unwrap();
         assert!(room.slots.try_take("b"));
         queue(&mut waiting, &room, "a", &["dlv_a"], NOW + 1_000);
-        start_waiting(&mut waiting, "a", &room, &mut tasks, &spawn, NOW);
-        assert!(started.borrow().is_empty());
+        waiting.start("a", &room, NOW, &mut ready);
+        assert!(ready.is_empty());
         assert!(waiting.stalled.contains("a"));
 
         // "b"'s request finishes: its permit and slot come back, and "a" starts.
         drop(b_permit);
         room.slots.give_back("b");
-        finished(&mut waiting, "b", &room, &mut tasks, &spawn, NOW);
-        let ids: Vec<String> = started.borrow().iter().map(|(id, _)| id.clone()).collect();
+        waiting.after_finish("b", &room, NOW, &mut ready);
+        let ids: Vec<&str> = ready
+            .iter()
+            .map(|(job, _)| job.delivery_id.as_str())
+            .collect();
         assert_eq!(ids, ["dlv_a"]);
         assert!(waiting.stalled.is_empty() && waiting.jobs.is_empty());
         assert_eq!(
@@ -324,16 +262,16 @@ mod tests {
     #[test]
     fn a_delivery_past_its_time_is_given_back_instead_of_sent() {
         let room = room(10);
-        let started = RefCell::new(Vec::new());
-        let spawn = |_: &mut Tasks, job: Job, _: OwnedSemaphorePermit| {
-            started.borrow_mut().push(job.delivery_id);
-        };
-        let mut tasks = JoinSet::new();
+        let mut ready = Vec::new();
         let mut waiting = Waiting::default();
         queue(&mut waiting, &room, "w", &["late"], NOW - 1);
         queue(&mut waiting, &room, "w", &["on_time"], NOW);
-        start_waiting(&mut waiting, "w", &room, &mut tasks, &spawn, NOW);
-        assert_eq!(*started.borrow(), ["on_time"]);
+        waiting.start("w", &room, NOW, &mut ready);
+        let ids: Vec<&str> = ready
+            .iter()
+            .map(|(job, _)| job.delivery_id.as_str())
+            .collect();
+        assert_eq!(ids, ["on_time"]);
         assert_eq!(waiting.expired, ["late"]);
         assert_eq!(room.queued.len("w"), 0);
     }

@@ -64,7 +64,7 @@ pub struct Capacity {
 }
 
 impl Capacity {
-    pub fn new(config: &DeliveryConfig, metrics: &crate::metrics::Metrics) -> Self {
+    pub fn new(config: &DeliveryConfig) -> Self {
         // A waiting delivery starts within (queue / limit) request timeouts; keep that inside
         // the lease so no other node takes it over meanwhile.
         let rounds = (config.lease.as_millis() / config.timeout.as_millis().max(1))
@@ -73,7 +73,6 @@ impl Capacity {
         Self {
             permits: Arc::new(Semaphore::new(config.concurrency)),
             slots: Slots::new(
-                metrics.in_flight.clone(),
                 config.per_webhook_concurrency,
                 config.per_webhook_concurrency_max,
             ),
@@ -141,7 +140,7 @@ impl Drop for Reserved {
 }
 
 /// Jobs handed off by committed publishes, with their room.
-pub type Handed = Vec<(Job, Ticket)>;
+pub type Handed = Vec<(Job, Reserved)>;
 
 /// What the publisher holds: reserves room and passes committed jobs to the worker.
 #[derive(Debug)]
@@ -207,9 +206,17 @@ impl Handoff for ToWorker {
     }
 
     fn deliver(&self, jobs: Vec<(Job, Ticket)>) {
+        // The store carries the tickets `reserve` made without looking into them; they come
+        // back here, typed again, and the worker only ever sees a `Reserved`. A ticket of
+        // another kind cannot come from `reserve`: its job keeps the lease the publish gave it
+        // and is sent when that expires.
+        let handed: Handed = jobs
+            .into_iter()
+            .filter_map(|(job, ticket)| Some((job, *ticket.downcast::<Reserved>().ok()?)))
+            .collect();
         // A worker that stopped drops them: the room is given back and the leases expire, so
         // the deliveries are sent later (by this node's next start or another node).
-        let _ = self.tx.send(jobs);
+        let _ = self.tx.send(handed);
     }
 }
 
@@ -222,7 +229,7 @@ mod tests {
     fn to_worker(permits: usize, limit: usize, rounds: usize) -> (Arc<ToWorker>, Capacity) {
         let capacity = Capacity {
             permits: Arc::new(Semaphore::new(permits)),
-            slots: Slots::new(Arc::default(), limit, limit),
+            slots: Slots::new(limit, limit),
             queued: Queued::default(),
             rounds,
             timeout_ms: 15_000,
