@@ -1,12 +1,17 @@
 //! Handing new deliveries straight to this node's delivery worker.
 //!
-//! A publish asks the worker for room for each new delivery ([`Handoff::reserve`]). A delivery
-//! with room is inserted already leased to the worker (exactly as a claim would have left it)
-//! and, once the commit returned, passed to the worker as a ready [`Job`]
-//! ([`Handoff::deliver`]); the others are inserted pending and wait for a claim. The durable
+//! Before a publish, the worker says what it can take ([`Handoff::offer`]: an [`Offer`], plain
+//! data). Inside the publish's transaction the store leases the new deliveries the offer has
+//! room for to the worker, exactly as a claim would have left them, and inserts the others
+//! pending, for a claim. Once the commit returned, the leased ones go to the worker as ready
+//! [`Job`]s ([`Handoff::deliver`]). Nothing in the transaction calls the worker. The durable
 //! record is the same either way: a crash before the attempt is recorded leaves a leased
 //! delivery whose lease expires, and it is sent again (at-least-once). What a hand-off saves is
 //! the claim: one `UPDATE` of the delivery and the re-reading of its event.
+//!
+//! An offer is a snapshot, not a reservation: what the worker cannot start or queue when the
+//! jobs arrive (its requests were slower than the publish) goes back to the queue at once, as
+//! a claim's overflow does.
 
 use std::sync::Arc;
 
@@ -16,53 +21,78 @@ use tidings_core::fasthash::HashMap;
 use crate::Job;
 use crate::queue::{Claimed, Planned};
 
-/// Room the worker reserved for one delivery (a request slot); dropping it gives the room back.
-/// Opaque to the store, which only carries it from [`Handoff::reserve`] to [`Handoff::deliver`].
-pub type Ticket = Box<dyn std::any::Any + Send>;
+/// What the worker can take of the next publish.
+#[derive(Debug, Clone, Default)]
+pub struct Offer {
+    /// The lease owner taken deliveries are leased to.
+    pub owner: String,
+    /// How long their lease lasts, in milliseconds.
+    pub lease_ms: i64,
+    /// How many it takes in all.
+    pub total: usize,
+    /// How many more each webhook with requests in flight or waiting takes.
+    pub room: HashMap<String, usize>,
+    /// How many any other webhook takes.
+    pub fresh: usize,
+}
+
+impl Offer {
+    /// Takes one delivery of `webhook` if there is room for it.
+    fn take(&mut self, webhook: &str) -> bool {
+        if self.total == 0 {
+            return false;
+        }
+        let left = match self.room.get_mut(webhook) {
+            Some(left) => left,
+            None => self.room.entry(webhook.to_string()).or_insert(self.fresh),
+        };
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        self.total -= 1;
+        true
+    }
+}
 
 /// The worker side of a hand-off.
 pub trait Handoff: Send + Sync + std::fmt::Debug {
-    /// The lease owner handed-off deliveries are leased to.
-    fn owner(&self) -> &str;
-    /// How long their lease lasts, in milliseconds.
-    fn lease_ms(&self) -> i64;
-    /// Room to start a delivery of `webhook_id` at once, or `None` (it waits for a claim).
-    fn reserve(&self, webhook_id: &str) -> Option<Ticket>;
-    /// The committed deliveries that got room, with their tickets.
-    fn deliver(&self, jobs: Vec<(Job, Ticket)>);
+    /// What the worker can take now; `None` when it takes nothing (every delivery waits for a
+    /// claim).
+    fn offer(&self) -> Option<Offer>;
+    /// The committed deliveries that were leased under an offer.
+    fn deliver(&self, jobs: Vec<Job>);
 }
 
-/// A publish's reservations: one entry per planned delivery, in the plan's order.
-pub(crate) struct Reservations {
-    pub tickets: Vec<Option<Ticket>>,
-    pub owner: Option<String>,
-    pub lease_ms: i64,
+/// Which of a publish's deliveries are leased to the worker: one entry per planned delivery,
+/// in the plan's order.
+pub(crate) struct Leases {
+    leased: Vec<bool>,
+    owner: Option<String>,
+    lease_ms: i64,
 }
 
-impl Reservations {
-    /// Reserves room for each delivery (by its webhook id) while the worker has some.
-    pub(crate) fn new<'a>(
-        handoff: Option<&dyn Handoff>,
-        webhooks: impl Iterator<Item = &'a str>,
-    ) -> Self {
-        match handoff {
+impl Leases {
+    /// Leases each delivery (by its webhook id) while the offer has room.
+    pub(crate) fn new<'a>(offer: Option<Offer>, webhooks: impl Iterator<Item = &'a str>) -> Self {
+        match offer {
             None => Self {
-                tickets: webhooks.map(|_| None).collect(),
+                leased: webhooks.map(|_| false).collect(),
                 owner: None,
                 lease_ms: 0,
             },
-            Some(h) => Self {
-                tickets: webhooks.map(|w| h.reserve(w)).collect(),
-                owner: Some(h.owner().to_string()),
-                lease_ms: h.lease_ms(),
+            Some(mut offer) => Self {
+                leased: webhooks.map(|w| offer.take(w)).collect(),
+                owner: Some(offer.owner),
+                lease_ms: offer.lease_ms,
             },
         }
     }
 
     /// The `lease_owner` and `next_attempt_at` of delivery `i`, created at `created_at`.
     pub(crate) fn lease(&self, i: usize, created_at: i64) -> (Option<&str>, i64) {
-        match (&self.owner, self.tickets.get(i)) {
-            (Some(owner), Some(Some(_))) => (
+        match (&self.owner, self.leased.get(i)) {
+            (Some(owner), Some(true)) => (
                 Some(owner.as_str()),
                 created_at.saturating_add(self.lease_ms),
             ),
@@ -72,14 +102,14 @@ impl Reservations {
 
     /// How many deliveries were left for a claim.
     pub(crate) fn queued(&self) -> usize {
-        self.tickets.iter().filter(|t| t.is_none()).count()
+        self.leased.iter().filter(|l| !**l).count()
     }
 
     pub(crate) fn any(&self) -> bool {
-        self.tickets.iter().any(Option::is_some)
+        self.leased.iter().any(|l| *l)
     }
 
-    /// The reserved deliveries as a claim would return them, with their events (from memory)
+    /// The leased deliveries as a claim would return them, with their events (from memory)
     /// and the time of the newest one (for anything the job building has to write).
     pub(crate) fn claimed(
         &self,
@@ -88,8 +118,8 @@ impl Reservations {
         let mut claimed = Vec::new();
         let mut events: HashMap<String, Arc<Event>> = HashMap::default();
         let mut now = 0;
-        for ((id, e, webhook_id), t) in planned.iter().zip(&self.tickets) {
-            if t.is_some() {
+        for ((id, e, webhook_id), leased) in planned.iter().zip(&self.leased) {
+            if *leased {
                 claimed.push((id.clone(), 0, e.id.clone(), (*webhook_id).to_string()));
                 events
                     .entry(e.id.clone())
@@ -101,39 +131,9 @@ impl Reservations {
     }
 }
 
-/// Jobs with their tickets, once the commit returned.
-#[derive(Default)]
-pub(crate) struct HandedOff(pub Vec<(Job, Ticket)>);
-
-impl std::fmt::Debug for HandedOff {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HandedOff({})", self.0.len())
-    }
-}
-
-/// Pairs the jobs of the reserved deliveries with their tickets. A delivery without a job
-/// (cannot happen within the publish's own transaction) keeps its lease and is sent once it
-/// expires.
-pub(crate) fn pair(planned: &[Planned<'_>], res: Reservations, jobs: Vec<Job>) -> HandedOff {
-    let mut tickets: HashMap<&str, Ticket> = planned
-        .iter()
-        .zip(res.tickets)
-        .filter_map(|((id, _, _), t)| t.map(|t| (id.as_str(), t)))
-        .collect();
-    HandedOff(
-        jobs.into_iter()
-            .filter_map(|job| {
-                let t = tickets.remove(job.delivery_id.as_str())?;
-                Some((job, t))
-            })
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::Ordering;
 
     use crate::testing::{Recorder, request, store_with_webhooks};
 
@@ -143,8 +143,7 @@ mod tests {
     async fn deliveries_with_room_are_handed_off_and_the_rest_are_claimed() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_webhooks(dir.path(), 3).await;
-        let to = Arc::new(Recorder::default());
-        to.room.store(2, Ordering::SeqCst);
+        let to = Arc::new(Recorder::with_room(2));
         let published = store
             .publish_with(vec![request("evt_1")], Some(to.clone()))
             .await
@@ -170,14 +169,13 @@ mod tests {
         store.close().await;
     }
 
-    /// A publish that fails gives its reservations back and hands nothing off.
+    /// A publish that fails hands nothing off.
     #[tokio::test]
-    async fn a_failed_publish_gives_the_room_back() {
+    async fn a_failed_publish_hands_nothing_off() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_webhooks(dir.path(), 2).await;
         store.publish(vec![request("evt_taken")]).await.unwrap();
-        let to = Arc::new(Recorder::default());
-        to.room.store(10, Ordering::SeqCst);
+        let to = Arc::new(Recorder::with_room(10));
         let failed = store
             .publish_with(
                 vec![request("evt_new"), request("evt_taken")],
@@ -186,12 +184,31 @@ mod tests {
             .await;
         assert!(failed.is_err());
         assert!(to.jobs.lock().unwrap().is_empty());
-        assert_eq!(to.room.load(Ordering::SeqCst), 6, "room was reserved");
-        assert_eq!(
-            to.returned.load(Ordering::SeqCst),
-            4,
-            "every reservation was given back"
-        );
         store.close().await;
+    }
+
+    /// An offer leases per webhook what it has room for, up to its total.
+    #[test]
+    fn an_offer_leases_within_each_webhooks_room_and_its_total() {
+        let offer = super::Offer {
+            owner: "node".into(),
+            lease_ms: 60_000,
+            total: 4,
+            room: [("busy".to_string(), 1), ("full".to_string(), 0)]
+                .into_iter()
+                .collect(),
+            fresh: 2,
+        };
+        let webhooks = [
+            "busy", "busy", "full", "new", "new", "new", "other", "other",
+        ];
+        let leases = super::Leases::new(Some(offer), webhooks.into_iter());
+        let leased: Vec<bool> = (0..webhooks.len())
+            .map(|i| leases.lease(i, 0).0.is_some())
+            .collect();
+        assert_eq!(leased, [true, false, false, true, true, false, true, false]);
+        assert_eq!(leases.queued(), 4);
+        assert_eq!(leases.lease(0, 1_000), (Some("node"), 61_000));
+        assert_eq!(leases.lease(1, 1_000), (None, 1_000));
     }
 }

@@ -27,7 +27,7 @@ pub(crate) mod testing;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use handoff::{Handoff, Ticket};
+pub use handoff::{Handoff, Offer};
 pub use records::*;
 pub use sealing::Keys;
 use tidings_core::event::{Event, EventType};
@@ -482,7 +482,13 @@ pub mod sqlite {
             batch: Vec<PublishRequest>,
             handoff: Option<std::sync::Arc<dyn Handoff>>,
         ) -> Result<Published> {
-            self.writer.publish(batch, handoff).await
+            let offer = handoff.as_ref().and_then(|h| h.offer());
+            let (published, jobs) = self.writer.publish(batch, offer).await?;
+            // Committed: the leased deliveries go to the worker.
+            if let Some(h) = handoff.filter(|_| !jobs.is_empty()) {
+                h.deliver(jobs);
+            }
+            Ok(published)
         }
 
         pub(crate) async fn claim(

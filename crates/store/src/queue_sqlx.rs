@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tidings_core::fasthash::HashMap;
 
-use crate::handoff::{self, Handoff, Reservations};
+use crate::handoff::{Handoff, Leases};
 use crate::queue::{self, Claimed, Earlier, MatchRow};
 
 const EARLIER: &str = "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key = ANY($1)";
@@ -58,6 +58,8 @@ impl SqlStore {
     /// deliveries are inserted from arrays.
     pub(crate) async fn publish(&self, batch: Vec<PublishRequest>, handoff: Option<std::sync::Arc<dyn Handoff>>) -> Result<Published> {
         let batch = batch.as_slice();
+        // What the worker can take, asked before the transaction: nothing in it calls out.
+        let offer = handoff.as_ref().and_then(|h| h.offer());
         let mut tx = self.write.begin().await?;
         let keys = queue::idempotency_keys(batch);
         let mut earlier: HashMap<String, Earlier> = HashMap::default();
@@ -84,8 +86,7 @@ impl SqlStore {
             matches.insert(key, matched.into());
         }
         let plan = queue::plan_publish(batch, &earlier, &matches)?;
-        // Room is reserved before anything is written: whatever fails below gives it back.
-        let res = Reservations::new(handoff.as_deref(), plan.deliveries.iter().map(|d| d.2));
+        let res = Leases::new(offer, plan.deliveries.iter().map(|d| d.2));
         if !plan.stale_keys.is_empty() {
             sqlx::query(FREE_KEYS).bind(&plan.stale_keys).execute(&mut *tx).await?;
         }
@@ -134,9 +135,8 @@ impl SqlStore {
         let (claimed, events, now) = res.claimed(&plan.deliveries);
         let jobs = self.jobs_in(&mut tx, &claimed, &events, webhooks, &status_paths, now).await?;
         tx.commit().await?;
-        let handed = handoff::pair(&plan.deliveries, res, jobs);
-        if let Some(h) = handoff.filter(|_| !handed.0.is_empty()) {
-            h.deliver(handed.0);
+        if let Some(h) = handoff.filter(|_| !jobs.is_empty()) {
+            h.deliver(jobs);
         }
         Ok(published)
     }

@@ -1,13 +1,12 @@
 //! Helpers of the store's unit tests: embedded stores, publish requests, webhooks, and a
 //! hand-off that records what it was given.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tidings_core::webhook::{Webhook, WebhookSpec};
 use tidings_core::workspace::{Workspace, WorkspaceType};
 
-use crate::handoff::{Handoff, Ticket};
+use crate::handoff::{Handoff, Offer};
 use crate::{AttemptRecord, Completion, Job, NextState, Store};
 
 /// A migrated embedded store in a fresh temporary directory (kept alive by the guard).
@@ -54,49 +53,41 @@ pub(crate) fn request(id: &str) -> crate::PublishRequest {
     }
 }
 
-/// Room for `room` deliveries; counts what was given back unused.
+/// A worker that takes `room` deliveries of each publish and keeps what it is handed.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
-    pub room: AtomicUsize,
-    pub returned: Arc<AtomicUsize>,
+    pub room: usize,
     pub jobs: Mutex<Vec<Job>>,
 }
 
-struct Room(Arc<AtomicUsize>);
-impl Drop for Room {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+impl Recorder {
+    pub fn with_room(room: usize) -> Self {
+        Self {
+            room,
+            jobs: Mutex::default(),
+        }
     }
 }
 
 impl Handoff for Recorder {
-    fn owner(&self) -> &str {
-        "node-test"
+    fn offer(&self) -> Option<Offer> {
+        Some(Offer {
+            owner: "node-test".into(),
+            lease_ms: 60_000,
+            total: self.room,
+            room: Default::default(),
+            fresh: self.room,
+        })
     }
-    fn lease_ms(&self) -> i64 {
-        60_000
-    }
-    fn reserve(&self, _webhook_id: &str) -> Option<Ticket> {
-        let left = self.room.load(Ordering::SeqCst);
-        if left == 0 {
-            return None;
-        }
-        self.room.store(left - 1, Ordering::SeqCst);
-        Some(Box::new(Room(self.returned.clone())))
-    }
-    fn deliver(&self, jobs: Vec<(Job, Ticket)>) {
-        for (job, ticket) in jobs {
-            std::mem::forget(ticket);
-            self.jobs.lock().unwrap().push(job);
-        }
+    fn deliver(&self, jobs: Vec<Job>) {
+        self.jobs.lock().unwrap().extend(jobs);
     }
 }
 
 /// Publishes event `id` ([`request`]) with room for 10 deliveries to be handed off; returns
 /// the jobs handed off.
 pub(crate) async fn handed_off(store: &Store, id: &str) -> Vec<Job> {
-    let to = Arc::new(Recorder::default());
-    to.room.store(10, Ordering::SeqCst);
+    let to = Arc::new(Recorder::with_room(10));
     store
         .publish_with(vec![request(id)], Some(to.clone()))
         .await

@@ -268,11 +268,10 @@ impl Worker {
         let mut sched = Scheduler::new(capacity, self.clock.clone(), done_tx, attempt);
         let mut pace = Pace::new(&self.config);
         let mut signals = Signals::new(&shutdown, &self.wake, self.config.poll_interval);
-        let lease_ms = millis(self.config.lease);
         while !shutdown.is_cancelled() {
             sched.reap();
             while let Ok(jobs) = handed.try_recv() {
-                sched.admit_handed(jobs, lease_ms);
+                self.take_handed(&mut sched, jobs, &mut pace).await;
             }
             if signals.poll_due() {
                 // Retries come due with time, not with a wake-up.
@@ -298,7 +297,7 @@ impl Worker {
                 }
             }
             if !self
-                .wait(&mut sched, &mut handed, &mut signals, &mut pace, lease_ms)
+                .wait(&mut sched, &mut handed, &mut signals, &mut pace)
                 .await
             {
                 break;
@@ -317,7 +316,6 @@ impl Worker {
         handed: &mut mpsc::UnboundedReceiver<room::Handed>,
         signals: &mut Signals<'_>,
         pace: &mut Pace,
-        lease_ms: i64,
     ) -> bool {
         let starved = sched.free_permits() == 0;
         loop {
@@ -329,7 +327,7 @@ impl Worker {
                     return true;
                 }
                 jobs = handed.recv(), if signals.intake_open => match jobs {
-                    Some(jobs) => sched.admit_handed(jobs, lease_ms),
+                    Some(jobs) => self.take_handed(sched, jobs, pace).await,
                     None => signals.intake_open = false,
                 },
                 low = sched.next_finished(), if sched.busy() => {
@@ -371,6 +369,22 @@ impl Worker {
         })
     }
 
+    /// Places deliveries handed off by publishes; what finds no room goes back to the store at
+    /// once, due again.
+    async fn take_handed(&self, sched: &mut Scheduler, jobs: room::Handed, pace: &mut Pace) {
+        let overflow = sched.admit_handed(jobs, millis(self.config.lease));
+        if !overflow.is_empty() {
+            if let Err(e) = self
+                .store
+                .release(&self.node_id, &overflow, self.clock.now_ms())
+                .await
+            {
+                tracing::warn!(error = ?e, "giving back deliveries failed; their leases will expire");
+            }
+            pace.due = true;
+        }
+    }
+
     /// Gives back deliveries that waited locally too long to finish inside their lease: due
     /// again now, for this node's next claim or another node's.
     async fn give_back_expired(&self, expired: Vec<String>) {
@@ -398,8 +412,7 @@ impl Worker {
         handed.close();
         let mut unstarted = Vec::new();
         while let Ok(jobs) = handed.try_recv() {
-            // Their reserved room is given back as the tickets drop.
-            unstarted.extend(jobs.into_iter().map(|(job, _)| job));
+            unstarted.extend(jobs);
         }
         let (held, mut tasks) = sched.stop(unstarted);
         if let Err(e) = self

@@ -1,24 +1,22 @@
-//! The worker's side of the publish hand-off (see `tidings_store::handoff`): a new delivery is
-//! leased to this node in the publish's own transaction and comes here as a ready job, instead
-//! of waiting for the next claim, while the worker has room for it:
+//! The worker's room, and the publish hand-off's side of it (see `tidings_store::handoff`):
+//! before each publish the worker offers room for new deliveries, as data; the ones the store
+//! leased under the offer come here as ready jobs after the commit, instead of waiting for the
+//! next claim, and are placed like claimed ones: with a free slot of their webhook and a free
+//! permit they start at once; while their webhook is at its slot limit but its local queue is
+//! not full (the same bound claimed deliveries wait under) they wait there and start as one of
+//! that webhook's requests finishes; anything else goes back to the queue.
 //!
-//! - a free request slot of its webhook and a free permit: it starts at once;
-//! - otherwise, while its webhook is at its slot limit but the webhook's local queue is not full
-//!   (the same bound claimed deliveries wait under): it waits there and starts as one of that
-//!   webhook's requests finishes.
-//!
-//! Room is reserved before the commit (a [`Reserved`] ticket holds the permit and the webhook's
-//! slot, or a place in its queue) and given back if the ticket is dropped unused. Without the
-//! second kind, a burst of publishes beyond the webhooks' slots went back to the store and cost a
-//! claim each (an `UPDATE` and the event read again): under `fanout10` 7–12% of the deliveries
-//! with 32 publishing connections, most of them with 64 (docs/perf-log/rounds-2026-11-24-to-12-05.md, sixteenth round).
+//! The offer counts both kinds of room. Without the second, a burst of publishes beyond the
+//! webhooks' slots went back to the store and cost a claim each (an `UPDATE` and the event
+//! read again): under `fanout10` 7–12% of the deliveries with 32 publishing connections, most
+//! of them with 64 (docs/perf-log/rounds-2026-11-24-to-12-05.md, sixteenth round).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tidings_core::fasthash::HashMap;
-use tidings_store::{Handoff, Job, Ticket};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tidings_store::{Handoff, Job, Offer};
+use tokio::sync::{Semaphore, mpsc};
 
 use super::slots::{Slots, count_down, count_up, lock};
 use crate::config::DeliveryConfig;
@@ -27,8 +25,8 @@ use crate::config::DeliveryConfig;
 /// is short compared with the request timeout).
 const MAX_QUEUED_ROUNDS: usize = 3;
 
-/// How many deliveries each webhook has waiting in the worker's local queue, or on their way
-/// there (reserved by a publish not yet handed over). Shared by the worker and the publisher.
+/// How many deliveries each webhook has waiting in the worker's local queue. Kept by the
+/// worker, read by the publisher's offers.
 #[derive(Clone, Debug, Default)]
 pub struct Queued(Arc<Mutex<HashMap<String, usize>>>);
 
@@ -38,14 +36,19 @@ impl Queued {
         count_up(&mut lock(&self.0), webhook, cap)
     }
 
-    /// Counts one less for `webhook` (one started, or its reservation went unused).
+    /// Counts one less for `webhook` (one started, or went back to the store).
     pub fn remove(&self, webhook: &str) {
         count_down(&mut lock(&self.0), webhook);
     }
 
-    /// How many `webhook` has waiting or on their way.
+    /// How many `webhook` has waiting.
     pub fn len(&self, webhook: &str) -> usize {
         lock(&self.0).get(webhook).copied().unwrap_or(0)
+    }
+
+    /// How many each webhook has waiting, now.
+    pub fn snapshot(&self) -> Vec<(String, usize)> {
+        lock(&self.0).iter().map(|(w, n)| (w.clone(), *n)).collect()
     }
 }
 
@@ -94,55 +97,10 @@ impl Capacity {
     }
 }
 
-/// Room for one delivery of a webhook: a permit and the webhook's slot, or a place in its local
-/// queue. Dropped unused, it gives them back.
-#[derive(Debug)]
-pub struct Reserved {
-    room: Option<Room>,
-    webhook: String,
-}
+/// Jobs handed off by committed publishes.
+pub type Handed = Vec<Job>;
 
-/// What a [`Reserved`] ticket holds.
-#[derive(Debug)]
-enum Room {
-    Start(OwnedSemaphorePermit, Slots),
-    Wait(Queued),
-}
-
-/// What a handed-off delivery does with its room.
-#[derive(Debug)]
-pub enum Use {
-    /// Starts now with this permit; the slot stays taken until the request finishes.
-    Start(OwnedSemaphorePermit),
-    /// Waits in its webhook's local queue; its place there is counted until it starts.
-    Wait,
-}
-
-impl Reserved {
-    /// Uses the room this delivery was given: the permit and slot, or the queue place, now
-    /// belong to the delivery.
-    pub fn take(mut self) -> Use {
-        match self.room.take() {
-            Some(Room::Start(permit, _)) => Use::Start(permit),
-            Some(Room::Wait(_)) | None => Use::Wait,
-        }
-    }
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        match self.room.take() {
-            Some(Room::Start(_permit, slots)) => slots.give_back(&self.webhook),
-            Some(Room::Wait(queued)) => queued.remove(&self.webhook),
-            None => {}
-        }
-    }
-}
-
-/// Jobs handed off by committed publishes, with their room.
-pub type Handed = Vec<(Job, Reserved)>;
-
-/// What the publisher holds: reserves room and passes committed jobs to the worker.
+/// What the publisher holds: offers the worker's room and passes committed jobs to it.
 #[derive(Debug)]
 pub struct ToWorker {
     owner: String,
@@ -171,52 +129,62 @@ pub fn channel(owner: &str, lease: Duration, capacity: Capacity) -> (Arc<ToWorke
 }
 
 impl Handoff for ToWorker {
-    fn owner(&self) -> &str {
-        &self.owner
-    }
-
-    fn lease_ms(&self) -> i64 {
-        self.lease_ms
-    }
-
-    fn reserve(&self, webhook_id: &str) -> Option<Ticket> {
+    /// A webhook with requests in flight takes what its free slots start (while permits are
+    /// free) plus the free places of its local queue; any other webhook its floor of slots and
+    /// the queue behind them, while permits are free. Without a free permit only queue places
+    /// are offered: a delivery that could start waits for a claim instead, as one that finds
+    /// no permit on arrival would go back.
+    fn offer(&self) -> Option<Offer> {
         let Capacity {
             permits,
             slots,
             queued,
+            rounds,
             ..
         } = &self.capacity;
-        let room = if slots.try_take(webhook_id) {
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                // Every permit is taken: it waits for a claim.
-                slots.give_back(webhook_id);
-                return None;
+        let free = permits.available_permits();
+        let mut room: HashMap<String, usize> = HashMap::default();
+        let mut waiting_room = 0;
+        let in_flight = slots.in_flight();
+        let known = in_flight
+            .iter()
+            .map(|(w, n)| (w.clone(), *n))
+            .chain(queued.snapshot().into_iter().map(|(w, _)| (w, 0)));
+        for (webhook, n) in known {
+            if room.contains_key(&webhook) {
+                continue;
+            }
+            let limit = slots.limit(&webhook);
+            let wait = (limit * rounds).saturating_sub(queued.len(&webhook));
+            let start = if free > 0 { limit.saturating_sub(n) } else { 0 };
+            // Under its limit without a free permit it would start, not wait: nothing offered.
+            let take = if n < limit && free == 0 {
+                0
+            } else {
+                start + wait
             };
-            Room::Start(permit, slots.clone())
-        } else if queued.try_add(webhook_id, self.capacity.queue_cap(webhook_id)) {
-            // At its limit: one of its requests in flight starts it when it finishes.
-            Room::Wait(queued.clone())
+            waiting_room += wait;
+            room.insert(webhook, take);
+        }
+        let fresh = if free > 0 {
+            slots.floor() * (1 + rounds)
         } else {
-            return None;
+            0
         };
-        Some(Box::new(Reserved {
-            room: Some(room),
-            webhook: webhook_id.to_string(),
-        }))
+        let total = free * (1 + rounds) + waiting_room;
+        (total > 0).then(|| Offer {
+            owner: self.owner.clone(),
+            lease_ms: self.lease_ms,
+            total,
+            room,
+            fresh,
+        })
     }
 
-    fn deliver(&self, jobs: Vec<(Job, Ticket)>) {
-        // The store carries the tickets `reserve` made without looking into them; they come
-        // back here, typed again, and the worker only ever sees a `Reserved`. A ticket of
-        // another kind cannot come from `reserve`: its job keeps the lease the publish gave it
-        // and is sent when that expires.
-        let handed: Handed = jobs
-            .into_iter()
-            .filter_map(|(job, ticket)| Some((job, *ticket.downcast::<Reserved>().ok()?)))
-            .collect();
-        // A worker that stopped drops them: the room is given back and the leases expire, so
-        // the deliveries are sent later (by this node's next start or another node).
-        let _ = self.tx.send(handed);
+    fn deliver(&self, jobs: Vec<Job>) {
+        // A worker that stopped drops them: their leases expire, and the deliveries are sent
+        // later (by this node's next start or another node).
+        let _ = self.tx.send(jobs);
     }
 }
 
@@ -238,51 +206,40 @@ mod tests {
         (to, capacity)
     }
 
-    fn used(ticket: Ticket) -> Use {
-        ticket.downcast::<Reserved>().expect("our ticket").take()
-    }
-
     #[test]
-    fn a_webhook_at_its_limit_gets_queue_places_up_to_its_cap() {
+    fn a_webhook_at_its_limit_is_offered_its_free_queue_places() {
         let (to, room) = to_worker(100, 2, 3);
-        let start: Vec<Ticket> = (0..2).map(|_| to.reserve("w").expect("a slot")).collect();
-        let wait: Vec<Ticket> = (0..6).map(|_| to.reserve("w").expect("a place")).collect();
-        assert!(
-            to.reserve("w").is_none(),
-            "slots and queue full: left to a claim"
-        );
-        assert_eq!(room.queued.len("w"), 6);
-        assert_eq!(
-            room.permits.available_permits(),
-            98,
-            "waiting holds no permit"
-        );
-        assert!(
-            to.reserve("other").is_some(),
-            "another webhook has its own room"
-        );
-
-        let mut start = start.into_iter();
-        assert!(matches!(used(start.next().unwrap()), Use::Start(_)));
-        let mut wait = wait.into_iter();
-        assert!(matches!(used(wait.next().unwrap()), Use::Wait));
-        assert_eq!(
-            room.queued.len("w"),
-            6,
-            "a used place counts until it starts"
-        );
-        drop(wait.next());
-        assert_eq!(room.queued.len("w"), 5, "an unused place is given back");
-        drop(start.next());
-        assert!(room.slots.try_take("w"), "an unused slot is given back");
+        assert!(room.slots.try_take("w") && room.slots.try_take("w"));
+        assert!(room.queued.try_add("w", 6));
+        let offer = to.offer().expect("an offer");
+        assert_eq!(offer.room["w"], 5, "no free slot, five of six queue places");
+        assert_eq!(offer.fresh, 8, "a new webhook: two slots and six places");
+        assert_eq!(offer.owner, "node");
+        assert_eq!(offer.lease_ms, 60_000);
     }
 
     #[test]
-    fn without_a_permit_nothing_is_reserved_and_the_slot_stays_free() {
+    fn without_a_free_permit_only_queue_places_are_offered() {
         let (to, room) = to_worker(1, 2, 3);
-        let _first = to.reserve("w").expect("the one permit");
-        assert!(to.reserve("v").is_none());
-        assert_eq!(room.queued.len("v"), 0);
-        assert!(room.slots.try_take("v") && room.slots.try_take("v"));
+        let _held = room.permits.clone().try_acquire_owned().unwrap();
+        assert!(room.slots.try_take("busy") && room.slots.try_take("busy"));
+        assert!(room.slots.try_take("under"));
+        let offer = to.offer().expect("queue places");
+        assert_eq!(offer.room["busy"], 6);
+        assert_eq!(
+            offer.room["under"], 0,
+            "it would start, and no permit is free"
+        );
+        assert_eq!(offer.fresh, 0);
+        assert_eq!(offer.total, 6 + 6);
+    }
+
+    #[test]
+    fn a_full_worker_offers_nothing() {
+        let (to, room) = to_worker(1, 1, 1);
+        let _held = room.permits.clone().try_acquire_owned().unwrap();
+        assert!(room.slots.try_take("w"));
+        assert!(room.queued.try_add("w", 1));
+        assert!(to.offer().is_none());
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::queues::{Ready, Waiting};
-use super::room::{Capacity, Handed, Use};
+use super::room::{Capacity, Handed};
 use super::sender::Outcome;
 use super::slots::FAST_ANSWER;
 use crate::clock::Clock;
@@ -88,50 +88,42 @@ impl Scheduler {
     pub fn admit_claimed(&mut self, jobs: Vec<Job>, lease_until: i64) -> Vec<String> {
         let mut overflow = Vec::new();
         for job in jobs {
-            let room = &self.room;
-            let webhook = job.webhook.id.as_str();
-            if room.slots.try_take(webhook) {
-                match room.permits.clone().try_acquire_owned() {
-                    Ok(permit) => self.ready.push((job, permit)),
-                    Err(_) => {
-                        room.slots.give_back(webhook);
-                        overflow.push(job.delivery_id);
-                    }
-                }
-            } else if room.queued.try_add(webhook, room.queue_cap(webhook)) {
-                self.waiting.push(room.start_by(lease_until), job);
-            } else {
-                overflow.push(job.delivery_id);
-            }
+            self.place(job, lease_until, &mut overflow);
         }
         self.launch();
         overflow
     }
 
-    /// Places deliveries handed off by publishes: they start at once when their permit and
-    /// slot are reserved, or wait in their webhook's queue, where a place was reserved.
-    pub fn admit_handed(&mut self, jobs: Handed, lease_ms: i64) {
-        let mut queued: Vec<String> = Vec::new();
-        for (job, reserved) in jobs {
-            match reserved.take() {
-                Use::Start(permit) => self.ready.push((job, permit)),
-                Use::Wait => {
-                    if !queued.contains(&job.webhook.id) {
-                        queued.push(job.webhook.id.clone());
-                    }
-                    // Leased by the publish, from the event's time.
-                    let lease_until = job.event.created_at.saturating_add(lease_ms);
-                    self.waiting.push(self.room.start_by(lease_until), job);
-                }
-            }
-        }
-        // Their webhooks' requests may all have finished since the reservation.
-        let now = self.clock.now_ms();
-        for webhook in queued {
-            self.waiting
-                .after_finish(&webhook, &self.room, now, &mut self.ready);
+    /// Places deliveries handed off by publishes, leased for `lease_ms` from their event's
+    /// time, like claimed ones.
+    pub fn admit_handed(&mut self, jobs: Handed, lease_ms: i64) -> Vec<String> {
+        let mut overflow = Vec::new();
+        for job in jobs {
+            let lease_until = job.event.created_at.saturating_add(lease_ms);
+            self.place(job, lease_until, &mut overflow);
         }
         self.launch();
+        overflow
+    }
+
+    /// Starts `job` (a free slot of its webhook and a free permit), queues it (its webhook is
+    /// at its limit and its queue has room) or adds it to `overflow`.
+    fn place(&mut self, job: Job, lease_until: i64, overflow: &mut Vec<String>) {
+        let room = &self.room;
+        let webhook = job.webhook.id.as_str();
+        if room.slots.try_take(webhook) {
+            match room.permits.clone().try_acquire_owned() {
+                Ok(permit) => self.ready.push((job, permit)),
+                Err(_) => {
+                    room.slots.give_back(webhook);
+                    overflow.push(job.delivery_id);
+                }
+            }
+        } else if room.queued.try_add(webhook, room.queue_cap(webhook)) {
+            self.waiting.push(room.start_by(lease_until), job);
+        } else {
+            overflow.push(job.delivery_id);
+        }
     }
 
     /// After a request of `webhook` finished: starts what waits for it (and for webhooks that

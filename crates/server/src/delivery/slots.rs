@@ -69,6 +69,11 @@ impl Slots {
         }
     }
 
+    /// What every webhook may have in flight, whatever its receiver does.
+    pub fn floor(&self) -> usize {
+        self.floor
+    }
+
     /// How many requests `webhook` may have in flight now.
     pub fn limit(&self, webhook: &str) -> usize {
         self.limit_in(&lock(&self.shares), webhook)

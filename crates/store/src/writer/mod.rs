@@ -27,7 +27,7 @@ use rusqlite::Connection;
 use statements::{claim, complete, publish, release};
 use tokio::sync::oneshot;
 
-use crate::handoff::{HandedOff, Handoff};
+use crate::handoff::Offer;
 use crate::{Completion, DisabledWebhook, Job, PublishRequest, Published, Result, StoreError};
 
 /// Work items in one transaction at most.
@@ -44,10 +44,12 @@ const WRITER_CACHE_KIB: i64 = 8_000;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
-type HandoffTo = Option<Arc<dyn Handoff>>;
-
 enum Work {
-    Publish(Vec<PublishRequest>, HandoffTo, Reply<Published>),
+    Publish(
+        Vec<PublishRequest>,
+        Option<Offer>,
+        Reply<(Published, Vec<Job>)>,
+    ),
     Claim {
         owner: String,
         now: i64,
@@ -73,7 +75,7 @@ enum Work {
 
 /// What an item produced, answered once the transaction committed.
 enum Output {
-    Publish(Result<(Published, HandedOff)>),
+    Publish(Result<(Published, Vec<Job>)>),
     Claim(Result<Vec<Job>>),
     Complete(Result<Vec<DisabledWebhook>>),
     Release(Result<()>),
@@ -105,8 +107,8 @@ impl Work {
     /// Runs the item's statements on `conn` (the open transaction or a savepoint of it).
     fn perform(&self, conn: &Connection, cache: &mut ReadCache) -> Output {
         match self {
-            Self::Publish(batch, handoff, _) => {
-                Output::Publish(publish(conn, cache, batch, handoff.as_deref()))
+            Self::Publish(batch, offer, _) => {
+                Output::Publish(publish(conn, cache, batch, offer.clone()))
             }
             Self::Claim {
                 owner,
@@ -146,15 +148,8 @@ impl Work {
         }
         // A caller that went away does not need its answer.
         let _ = match (self, out) {
-            (Self::Publish(_, handoff, tx), Output::Publish(r)) => {
-                let r = settle(r, commit).map(|(published, handed)| {
-                    // Committed: the handed-off deliveries go to the worker.
-                    if let Some(h) = handoff.filter(|_| !handed.0.is_empty()) {
-                        h.deliver(handed.0);
-                    }
-                    published
-                });
-                tx.send(r).map_err(drop)
+            (Self::Publish(_, _, tx), Output::Publish(r)) => {
+                tx.send(settle(r, commit)).map_err(drop)
             }
             (Self::Claim { reply, .. }, Output::Claim(r)) => {
                 reply.send(settle(r, commit)).map_err(drop)
@@ -249,12 +244,13 @@ impl Writer {
     }
 
     /// Takes the batch by value: it moves to the writer thread without a copy.
+    /// Returns the deliveries leased under `offer`, as jobs, with the outcome.
     pub(crate) async fn publish(
         &self,
         batch: Vec<PublishRequest>,
-        handoff: HandoffTo,
-    ) -> Result<Published> {
-        self.submit(|reply| Work::Publish(batch, handoff, reply))
+        offer: Option<Offer>,
+    ) -> Result<(Published, Vec<Job>)> {
+        self.submit(|reply| Work::Publish(batch, offer, reply))
             .await
     }
 

@@ -11,7 +11,7 @@ use tidings_core::fasthash::{HashMap, HashSet};
 use tidings_core::webhook::WebhookSpec;
 
 use super::read_cache::ReadCache;
-use crate::handoff::{self, HandedOff, Handoff, Reservations};
+use crate::handoff::{Leases, Offer};
 use crate::queue::{self, Claimed, Cols, Earlier, MatchRow};
 use crate::{
     Completion, DisabledWebhook, Job, PublishRequest, Published, Result, StoreError, parse_json,
@@ -218,11 +218,7 @@ fn read_earlier(conn: &Connection, batch: &[PublishRequest]) -> Result<HashMap<S
 
 /// Inserts the plan's events and deliveries; a delivery with reserved room is leased to this
 /// node already.
-fn insert_planned(
-    conn: &Connection,
-    plan: &queue::PublishPlan<'_>,
-    res: &Reservations,
-) -> Result<()> {
+fn insert_planned(conn: &Connection, plan: &queue::PublishPlan<'_>, res: &Leases) -> Result<()> {
     // One cached single-row statement per table: without a thread hop per statement, rows are
     // cheapest one at a time.
     let mut insert_event = conn.prepare_cached(&HOT.insert_event)?;
@@ -277,13 +273,13 @@ fn insert_planned(
 
 /// One publish batch in the writer's open transaction: reads what idempotency keys name
 /// already, matches each event (from the read cache when it can), plans, inserts, and turns the
-/// deliveries with reserved room into jobs for the worker.
+/// deliveries leased under `offer` into jobs for the worker.
 pub(super) fn publish(
     conn: &Connection,
     cache: &mut ReadCache,
     batch: &[PublishRequest],
-    handoff: Option<&dyn Handoff>,
-) -> Result<(Published, HandedOff)> {
+    offer: Option<Offer>,
+) -> Result<(Published, Vec<Job>)> {
     let earlier = read_earlier(conn, batch)?;
     let mut matches: queue::Matches<'_> = HashMap::default();
     for key in queue::match_keys(batch) {
@@ -294,8 +290,7 @@ pub(super) fn publish(
         matches.insert(key, rows);
     }
     let plan = queue::plan_publish(batch, &earlier, &matches)?;
-    // Room is reserved before anything is written: whatever fails below gives it back.
-    let res = Reservations::new(handoff, plan.deliveries.iter().map(|d| d.2));
+    let res = Leases::new(offer, plan.deliveries.iter().map(|d| d.2));
     if !plan.stale_keys.is_empty() {
         let sql = format!(
             "UPDATE events SET idempotency_key = NULL WHERE id IN ({})",
@@ -310,13 +305,13 @@ pub(super) fn publish(
         outcomes: plan.out,
     };
     if !res.any() {
-        return Ok((published, HandedOff::default()));
+        return Ok((published, Vec::new()));
     }
     // The handed-off deliveries become jobs here, from the events in hand: no claim, no
     // re-reading.
     let (claimed, events, now) = res.claimed(&plan.deliveries);
     let jobs = jobs_for(conn, cache, &claimed, &events, now)?;
-    Ok((published, handoff::pair(&plan.deliveries, res, jobs)))
+    Ok((published, jobs))
 }
 
 /// `prefix` + `n` placeholders + `)`.

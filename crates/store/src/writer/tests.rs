@@ -116,11 +116,11 @@ async fn a_failure_mid_transaction_replays_the_others() {
     }
     let mut answers = answers.into_iter();
     let before = answers.next().unwrap().await.unwrap();
-    assert_eq!(before.unwrap().outcomes[0].id, "evt_before");
+    assert_eq!(before.unwrap().0.outcomes[0].id, "evt_before");
     let taken = answers.next().unwrap().await.unwrap();
     assert!(matches!(taken, Err(StoreError::Embedded(_))), "{taken:?}");
     let after = answers.next().unwrap().await.unwrap();
-    assert_eq!(after.unwrap().outcomes[0].id, "evt_after");
+    assert_eq!(after.unwrap().0.outcomes[0].id, "evt_after");
     assert!(store.event_get("evt_before").await.unwrap().is_some());
     assert!(store.event_get("evt_after").await.unwrap().is_some());
     drop(conn);
