@@ -153,11 +153,11 @@ async fn the_emulator_sends_a_real_notification_and_reports_it(backend: Backend)
     );
     assert_eq!(rx.received()[1].json()["data"], json!({"status": "sent"}));
 
-    // Nobody listening.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Nobody listening: a port of our own, bound but not listening (a just-freed port could
+    // be taken by someone else meanwhile).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = socket.local_addr().unwrap();
     let report: Value = app
         .as_integrator(&who, Method::POST, "/v1/emulator")
         .json(&json!({"applyToAllDescendants": false, "url": format!("http://{closed}/"), "triggers": ["contract.send"], "status": "enabled"}))

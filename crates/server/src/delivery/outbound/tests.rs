@@ -6,18 +6,25 @@ use super::*;
 
 /// A receiver speaking just enough HTTP/1.1: it answers each request on a connection with
 /// `answer`, then, if `close_after` is set, closes the connection that long after its
-/// first answer. Counts the connections it accepted.
+/// first answer (and says so on the `Notify`). Counts the connections it accepted.
 async fn receiver(
     answer: &'static str,
     close_after: Option<Duration>,
-) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+) -> (
+    std::net::SocketAddr,
+    Arc<AtomicUsize>,
+    Arc<tokio::sync::Notify>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let closing = closed.clone();
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
+            let closing = closing.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut seen = Vec::new();
@@ -46,6 +53,8 @@ async fn receiver(
                         }
                         if let Some(after) = close_after {
                             tokio::time::sleep(after).await;
+                            drop(tcp);
+                            closing.notify_one();
                             return;
                         }
                     }
@@ -53,7 +62,7 @@ async fn receiver(
             });
         }
     });
-    (addr, accepted)
+    (addr, accepted, closed)
 }
 
 fn client() -> Outbound {
@@ -94,7 +103,7 @@ const KEEP: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
 #[tokio::test]
 async fn an_answer_read_to_its_end_leaves_its_connection_for_the_next_request() {
-    let (addr, accepted) = receiver(KEEP, None).await;
+    let (addr, accepted, _) = receiver(KEEP, None).await;
     let client = client();
     for _ in 0..5 {
         assert_eq!(post(&client, addr).await.unwrap(), (200, b"ok".to_vec()));
@@ -110,7 +119,7 @@ async fn an_answer_read_to_its_end_leaves_its_connection_for_the_next_request() 
 /// finished with: never more connections than requests in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_share_the_kept_alive_connections() {
-    let (addr, accepted) = receiver("HTTP/1.1 204 No Content\r\n\r\n", None).await;
+    let (addr, accepted, _) = receiver("HTTP/1.1 204 No Content\r\n\r\n", None).await;
     let client = client();
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -130,12 +139,14 @@ async fn concurrent_senders_share_the_kept_alive_connections() {
 
 #[tokio::test]
 async fn a_kept_alive_connection_the_receiver_closed_is_replaced() {
-    let (addr, accepted) = receiver(KEEP, Some(Duration::from_millis(20))).await;
+    let (addr, accepted, closed) = receiver(KEEP, Some(Duration::from_millis(20))).await;
     let client = client();
     for _ in 0..3 {
         assert_eq!(post(&client, addr).await.unwrap().0, 200);
         // The receiver closes its side meanwhile: the idle connection must not be used.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::timeout(Duration::from_secs(5), closed.notified())
+            .await
+            .expect("the receiver closed the connection");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
@@ -145,7 +156,7 @@ async fn a_kept_alive_connection_the_receiver_closed_is_replaced() {
 /// fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_closed_right_after_their_answer_fail_no_request() {
-    let (addr, accepted) = receiver(KEEP, Some(Duration::ZERO)).await;
+    let (addr, accepted, _) = receiver(KEEP, Some(Duration::ZERO)).await;
     let client = client();
     for _ in 0..50 {
         assert_eq!(post(&client, addr).await.unwrap().0, 200);
@@ -155,7 +166,7 @@ async fn connections_closed_right_after_their_answer_fail_no_request() {
 
 #[tokio::test]
 async fn connection_close_is_honoured() {
-    let (addr, accepted) =
+    let (addr, accepted, _) =
         receiver("HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n", None).await;
     let client = client();
     for _ in 0..3 {
@@ -170,10 +181,11 @@ async fn connection_close_is_honoured() {
 
 #[tokio::test]
 async fn a_refused_connection_is_an_error_with_its_cause() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port of our own, bound but not listening: connecting is refused, and nothing else
+    // can take the port meanwhile (a just-freed port could be).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap();
     let e = post(&client(), port).await.unwrap_err();
     let mut text = e.to_string();
     let mut source = e.source();
