@@ -246,8 +246,8 @@ impl Worker {
     /// flight and records them.
     ///
     /// Deliveries come two ways, and the [`Scheduler`] places both alike: new ones that
-    /// publishes handed off (see [`room`]) arrive on `intake` with their room already
-    /// reserved; due ones are claimed from the store. Claims are made only while the store may
+    /// publishes leased to this node under the worker's offer (see [`room`]) arrive on
+    /// `intake`; due ones are claimed from the store. Claims are made only while the store may
     /// hold due deliveries ([`Pace`]): after a claim came back short, the next waits for a
     /// wake-up (a publish that left deliveries queued, a retry asked through the API) or the
     /// poll interval.

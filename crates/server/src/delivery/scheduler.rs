@@ -1,5 +1,5 @@
 //! The worker's scheduling state on this node, in one type: the request permits and each
-//! webhook's slots (its [`Capacity`], which the publisher's hand-off reserves from too), the
+//! webhook's slots (its [`Capacity`], from which the worker makes its hand-off offers), the
 //! local queues of deliveries waiting for their webhook with the time each must start by to
 //! finish inside its lease ([`Waiting`]), and the requests in flight.
 //!

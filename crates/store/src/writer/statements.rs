@@ -216,7 +216,7 @@ fn read_earlier(conn: &Connection, batch: &[PublishRequest]) -> Result<HashMap<S
     Ok(earlier)
 }
 
-/// Inserts the plan's events and deliveries; a delivery with reserved room is leased to this
+/// Inserts the plan's events and deliveries; a delivery the offer had room for is leased to this
 /// node already.
 fn insert_planned(conn: &Connection, plan: &queue::PublishPlan<'_>, res: &Leases) -> Result<()> {
     // One cached single-row statement per table: without a thread hop per statement, rows are
