@@ -154,7 +154,7 @@ impl Waiting {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use serde_json::json;
@@ -166,7 +166,8 @@ mod tests {
     use crate::delivery::room::Queued;
     use crate::delivery::slots::Slots;
 
-    fn job(webhook: &str, id: &str) -> Job {
+    /// A job of webhook `webhook` with delivery id `id`, of an event created at 0.
+    pub(in crate::delivery) fn job(webhook: &str, id: &str) -> Job {
         let spec = serde_json::from_value(json!({
             "name": "", "description": "", "applyToAllDescendants": false,
             "url": "http://127.0.0.1:9/", "secret": "whsec_test", "headers": {},
@@ -205,9 +206,10 @@ mod tests {
         }
     }
 
-    const NOW: i64 = 1_800_000_000_000;
+    pub(in crate::delivery) const NOW: i64 = 1_800_000_000_000;
 
-    fn room(permits: usize) -> Capacity {
+    /// Room with `permits` permits, a fixed limit of 2 per webhook and queues of 3 rounds.
+    pub(in crate::delivery) fn room(permits: usize) -> Capacity {
         Capacity {
             permits: Arc::new(Semaphore::new(permits)),
             slots: Slots::new(2, 2),

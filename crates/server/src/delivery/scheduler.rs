@@ -209,3 +209,49 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::queues::tests::{NOW, job, room};
+
+    /// A scheduler whose requests never finish (they hold their permit and slot), over `room`.
+    fn stuck(room: Capacity) -> Scheduler {
+        let (done, _) = mpsc::channel(16);
+        let attempt: Attempt = Box::new(|_job| Box::pin(std::future::pending::<Completion>()));
+        Scheduler::new(room, Clock::default(), done, attempt)
+    }
+
+    /// Handed-off deliveries meet the same rule as claimed ones: they start while their
+    /// webhook has slots and permits are free, wait while its queue has room, and what is left
+    /// comes back to be given to the store.
+    #[tokio::test]
+    async fn handed_off_deliveries_start_wait_or_come_back() {
+        let mut sched = stuck(room(10));
+        let jobs: Vec<Job> = (0..10).map(|i| job("w", &format!("d{i}"))).collect();
+        // Leased from the event's time (0) for far longer than the timeout: none has expired.
+        let back = sched.admit_handed(jobs, NOW * 2);
+        assert_eq!(sched.free_permits(), 8, "two slots: two started");
+        assert!(sched.busy());
+        assert_eq!(sched.room.queued.len("w"), 6, "three rounds of two wait");
+        assert_eq!(back, ["d8", "d9"]);
+        assert_eq!(
+            sched.saturated(),
+            ["w"],
+            "at its limit with a full queue: left out of claims"
+        );
+    }
+
+    /// Without a free permit a delivery whose webhook has a free slot cannot start, and it
+    /// does not take a queue place meant for webhooks at their limit: it goes back.
+    #[tokio::test]
+    async fn without_a_permit_a_delivery_goes_back() {
+        let room = room(1);
+        let _held = room.permits.clone().try_acquire_owned().unwrap();
+        let mut sched = stuck(room);
+        let back = sched.admit_claimed(vec![job("w", "d0")], NOW * 2);
+        assert_eq!(back, ["d0"]);
+        assert!(!sched.busy());
+        assert_eq!(sched.room.queued.len("w"), 0);
+    }
+}
