@@ -143,19 +143,19 @@ impl Handoff for ToWorker {
             ..
         } = &self.capacity;
         let free = permits.available_permits();
+        // One look at each count: the requests in flight and the deliveries waiting, per webhook.
+        let in_flight: HashMap<String, usize> = slots.in_flight().into_iter().collect();
+        let waiting: HashMap<String, usize> = queued.snapshot().into_iter().collect();
+        let count = |m: &HashMap<String, usize>, w: &str| m.get(w).copied().unwrap_or(0);
         let mut room: HashMap<String, usize> = HashMap::default();
         let mut waiting_room = 0;
-        let in_flight = slots.in_flight();
-        let known = in_flight
-            .iter()
-            .map(|(w, n)| (w.clone(), *n))
-            .chain(queued.snapshot().into_iter().map(|(w, _)| (w, 0)));
-        for (webhook, n) in known {
-            if room.contains_key(&webhook) {
+        for webhook in in_flight.keys().chain(waiting.keys()) {
+            if room.contains_key(webhook) {
                 continue;
             }
-            let limit = slots.limit(&webhook);
-            let wait = (limit * rounds).saturating_sub(queued.len(&webhook));
+            let n = count(&in_flight, webhook);
+            let limit = slots.limit(webhook);
+            let wait = (limit * rounds).saturating_sub(count(&waiting, webhook));
             let start = if free > 0 { limit.saturating_sub(n) } else { 0 };
             // Under its limit without a free permit it would start, not wait: nothing offered.
             let take = if n < limit && free == 0 {
@@ -164,7 +164,7 @@ impl Handoff for ToWorker {
                 start + wait
             };
             waiting_room += wait;
-            room.insert(webhook, take);
+            room.insert(webhook.clone(), take);
         }
         let fresh = if free > 0 {
             slots.floor() * (1 + rounds)
