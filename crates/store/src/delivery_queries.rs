@@ -50,10 +50,32 @@ fn in_ids(head: &str, ids: &[String], tail: &str) -> sqlx::QueryBuilder<Db> {
 
 impl SqlStore {
     pub(crate) async fn delivery_list(&self, webhook_id: &str, state: Option<&str>, cursor: Option<&str>, limit: i64) -> Result<Page<DeliveryRecord>> {
-        // Newest first (message ids are time-ordered), through the index on
-        // (webhook_id, id), read from the cursor down and no further than the page.
-        let ids = "SELECT d.id FROM deliveries d WHERE d.webhook_id = $1 \
-             AND ($2 = '' OR d.state = $2) AND ($3 = '' OR d.id < $3) ORDER BY d.id DESC LIMIT $4";
+        // Newest first: message ids are time-ordered. On PostgreSQL through the (webhook_id, id)
+        // index. The embedded store's per-webhook index is merged in the background
+        // (`webhook_index`): its newest page is the merged entries' plus the tail's (deliveries
+        // past the watermark), each arm limited on its own so that the index's range is read
+        // newest first and no further than the page.
+        let matching = |from: &str, id: &str, rest: &str| {
+            format!("{from} WHERE {rest} AND ($2 = '' OR d.state = $2) AND ($3 = '' OR {id} < $3)")
+        };
+        let ids = if WEBHOOK_INDEX_TABLE {
+            format!(
+                "SELECT delivery_id FROM ({} ORDER BY w.delivery_id DESC LIMIT $4) \
+                 UNION ALL SELECT id FROM ({})",
+                matching(
+                    "SELECT w.delivery_id FROM wix.webhook_deliveries w JOIN deliveries d ON d.id = w.delivery_id",
+                    "w.delivery_id",
+                    "w.hook_id = $1"
+                ),
+                matching(
+                    "SELECT d.id FROM deliveries d",
+                    "d.id",
+                    "d.rowid > (SELECT upto FROM wix.merged) AND d.webhook_id = $1"
+                ),
+            )
+        } else {
+            format!("{} ORDER BY d.id DESC LIMIT $4", matching("SELECT d.id FROM deliveries d", "d.id", "d.webhook_id = $1"))
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {DELIVERY_COLS} FROM deliveries WHERE id IN ({ids}) ORDER BY id DESC LIMIT $4"
         )))
@@ -116,11 +138,11 @@ impl SqlStore {
     }
 
     pub(crate) async fn replay(&self, webhook_id: &str, since: i64, until: i64, now: i64) -> Result<u64> {
-        let r = sqlx::query(
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = $4, lease_owner = NULL, updated_at = $4 \
-             WHERE webhook_id = $1 \
-             AND state = 'failed' AND created_at >= $2 AND created_at < $3",
-        )
+             WHERE {} AND state = 'failed' AND created_at >= $2 AND created_at < $3",
+            deliveries_of("$1")
+        )))
         .bind(webhook_id)
         .bind(since)
         .bind(until)
@@ -150,6 +172,18 @@ impl SqlStore {
                     tx.commit().await?;
                     break;
                 }
+                if WEBHOOK_INDEX_TABLE {
+                    // Found through the deliveries about to go, so before them.
+                    in_ids(
+                        "DELETE FROM wix.webhook_deliveries WHERE (hook_id, delivery_id) IN \
+                         (SELECT webhook_id, id FROM deliveries WHERE id IN (",
+                        &ids,
+                        "))",
+                    )
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 for table in ["attempts", "deliveries"] {
                     let column = if table == "attempts" { "delivery_id" } else { "id" };
                     let n = in_ids(&format!("DELETE FROM {table} WHERE {column} IN ("), &ids, ")")
@@ -158,6 +192,10 @@ impl SqlStore {
                         .await?
                         .rows_affected();
                     if table == "attempts" { report.attempts += n } else { report.deliveries += n }
+                }
+                if WEBHOOK_INDEX_TABLE {
+                    // The newest deliveries' rowids are given out again (`webhook_index`).
+                    sqlx::query(crate::webhook_index::LOWER_WATERMARK).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

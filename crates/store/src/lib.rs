@@ -19,6 +19,7 @@ pub mod publisher;
 mod queue;
 mod records;
 mod sealing;
+mod webhook_index;
 mod writer;
 
 #[cfg(test)]
@@ -157,6 +158,7 @@ impl Store {
             Self::Sqlite(s) => {
                 s.close_writer().await;
                 s.close().await;
+                s.finish_index().await;
             }
             Self::Postgres(s) => s.close().await,
         }
@@ -351,6 +353,14 @@ pub mod sqlite {
 
     type Db = sqlx::Sqlite;
     type DbRow = sqlx::sqlite::SqliteRow;
+    /// A webhook's deliveries are listed through the per-webhook index kept beside the database
+    /// (`webhook_index`): `webhook_deliveries` is a view over its merged entries and the
+    /// deliveries not merged into it yet; retention prunes it too.
+    const WEBHOOK_INDEX_TABLE: bool = true;
+    /// The deliveries of the webhooks that the SQL `webhooks` selects (ids, or a subquery).
+    fn deliveries_of(webhooks: &str) -> String {
+        format!("id IN (SELECT delivery_id FROM webhook_deliveries WHERE hook_id IN ({webhooks}))")
+    }
     /// Begins a transaction that reads and then writes. `IMMEDIATE` takes the write lock first
     /// (waiting for the writer thread like any writer): a deferred one that read before the
     /// writer's next commit could not start writing after it (`SQLITE_BUSY_SNAPSHOT`), which
@@ -377,27 +387,29 @@ pub mod sqlite {
         read: sqlx::Pool<Db>,
         writer: std::sync::Arc<crate::writer::Writer>,
         keys: Keys,
+        /// The data directory (the per-webhook index is finished there at close).
+        dir: std::path::PathBuf,
         /// Held open with an exclusive lock: one process per data directory.
         _lock: std::sync::Arc<std::fs::File>,
     }
 
-    /// Pool options for up to `max` connections kept open.
-    fn pool(max: u32) -> SqlitePoolOptions {
+    /// Pool options for up to `max` connections kept open, each of which runs `attach` first
+    /// (the per-webhook index, `webhook_index`).
+    fn attaching(attach: String, max: u32) -> SqlitePoolOptions {
         SqlitePoolOptions::new()
             .max_connections(max)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(move |conn, _| {
+                let sql = attach.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
     }
-
-    /// Files of the per-webhook delivery index that stores before migration 0011 kept beside
-    /// the database; removed at start.
-    const OLD_INDEX_FILES: &[&str] = &[
-        "webhook-index.db",
-        "webhook-index.db-wal",
-        "webhook-index.db-shm",
-        "webhook-index.db-journal",
-        "webhook-index.clean",
-    ];
 
     pub(super) async fn open(
         data_dir: &std::path::Path,
@@ -438,9 +450,10 @@ pub mod sqlite {
                 "SQLite was in use before the store opened: its page cache runs unwrapped"
             );
         }
-        for name in OLD_INDEX_FILES {
-            let _ = std::fs::remove_file(data_dir.join(name));
-        }
+        // Before any connection attaches it (see `webhook_index`).
+        let index = crate::webhook_index::prepare(data_dir, &database)?;
+        let attach = crate::webhook_index::attach_sql(&index)?;
+        let attach_writing = crate::webhook_index::attach_writing_sql(&index)?;
         let opts = SqliteConnectOptions::new()
             .filename(&database)
             .create_if_missing(true)
@@ -452,7 +465,7 @@ pub mod sqlite {
         // The writer thread gives way while this connection is in use (`writer::gate`).
         let gate = std::sync::Arc::new(crate::writer::gate::Gate::default());
         let (entering, leaving) = (gate.clone(), gate.clone());
-        let write = pool(1)
+        let write = attaching(attach_writing, 1)
             .min_connections(1)
             .before_acquire(move |_, _| {
                 entering.enter();
@@ -464,14 +477,23 @@ pub mod sqlite {
             })
             .connect_with(opts.clone())
             .await?;
-        let read = pool(4).connect_with(opts.read_only(true)).await?;
-        let writer =
-            crate::writer::Writer::start(&database, BUSY_TIMEOUT, shims, keys.clone(), gate)?;
+        let read = attaching(attach, 4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        let writer = crate::writer::Writer::start(
+            &database,
+            &index,
+            BUSY_TIMEOUT,
+            shims,
+            keys.clone(),
+            gate,
+        )?;
         Ok(SqlStore {
             write,
             read,
             writer: std::sync::Arc::new(writer),
             keys,
+            dir: data_dir.to_path_buf(),
             _lock: std::sync::Arc::new(lock),
         })
     }
@@ -524,6 +546,15 @@ pub mod sqlite {
         pub(crate) async fn close_writer(&self) {
             self.writer.close().await;
         }
+
+        /// After every connection closed: flushes the per-webhook index and marks it clean.
+        pub(crate) async fn finish_index(&self) {
+            let dir = self.dir.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::webhook_index::finish(&dir, &dir.join("tidings.db"))
+            })
+            .await;
+        }
     }
 
     include!("queries.rs");
@@ -539,6 +570,12 @@ pub mod postgres {
 
     type Db = sqlx::Postgres;
     type DbRow = sqlx::postgres::PgRow;
+    /// A webhook's deliveries are listed through the `(webhook_id, id)` index of `deliveries`.
+    const WEBHOOK_INDEX_TABLE: bool = false;
+    /// The deliveries of the webhooks that the SQL `webhooks` selects (ids, or a subquery).
+    fn deliveries_of(webhooks: &str) -> String {
+        format!("webhook_id IN ({webhooks})")
+    }
     /// Row locks need no more than a plain transaction here.
     const BEGIN_WRITE: &str = "BEGIN";
     /// Locks a selected row for the transaction.

@@ -279,7 +279,10 @@ impl SqlStore {
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND webhook_id IN (SELECT id FROM webhooks WHERE workspace_id = $1)")
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND {}",
+            deliveries_of("SELECT id FROM webhooks WHERE workspace_id = $1")
+        )))
             .bind(id)
             .bind(now)
             .execute(&mut *tx)
@@ -573,7 +576,10 @@ impl SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND webhook_id = $1")
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = 'cancelled', lease_owner = NULL, updated_at = $2 WHERE state = 'pending' AND {}",
+            deliveries_of("$1")
+        )))
             .bind(id)
             .bind(now)
             .execute(&mut *tx)

@@ -9,11 +9,15 @@
 //! over from its beginning after a checkpoint that caught up completely, which the background
 //! one rarely does under a steady stream of commits. The backstop then finds almost every frame
 //! already copied.
+//!
+//! The same thread merges new deliveries into the per-webhook index (`webhook_index::merge`),
+//! in batches of [`webhook_index::MERGE_ROWS`](crate::webhook_index::MERGE_ROWS) or every
+//! [`webhook_index::MERGE_EVERY`](crate::webhook_index::MERGE_EVERY).
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -39,11 +43,14 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens a connection to the database at `path` (WAL mode already set) and starts the thread.
-    pub(super) fn start(path: &Path, busy_timeout: Duration) -> Result<Self> {
+    /// The per-webhook index (`index`, attached as `wix`) is merged into here, and checkpointed
+    /// alike, but never flushed (see `webhook_index`).
+    pub(super) fn start(path: &Path, index: &Path, busy_timeout: Duration) -> Result<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
         // The database file is flushed after each checkpoint, as with the writer's own.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(&crate::webhook_index::attach_merging_sql(index)?)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tidings-checkpoint".into())
@@ -61,14 +68,65 @@ impl Checkpointer {
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
+    let mut merging = Merging::default();
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
+        merging.tick(conn);
         // (busy, frames in the WAL, frames copied): nothing to act on; the writer's backstop
         // covers a checkpoint that could not run.
-        match conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        let done = conn
+            .query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .and_then(|()| conn.query_row("PRAGMA wix.wal_checkpoint(PASSIVE)", [], |_| Ok(())));
+        match done {
             Ok(()) => failing = false,
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints instead");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// When the per-webhook index was last merged into, and whether the last attempt failed.
+struct Merging {
+    last: Instant,
+    failing: bool,
+}
+
+impl Default for Merging {
+    fn default() -> Self {
+        Self {
+            last: Instant::now(),
+            failing: false,
+        }
+    }
+}
+
+impl Merging {
+    /// Merges when the tail is long enough or old enough. Before the first migration there is
+    /// no `deliveries` table yet: that failure is not worth a warning.
+    fn tick(&mut self, conn: &Connection) {
+        use crate::webhook_index::{MERGE_EVERY, MERGE_ROWS, lag, merge};
+        let done = lag(conn).and_then(|(newest, upto)| {
+            let due = newest - upto >= MERGE_ROWS
+                || (newest > upto && self.last.elapsed() >= MERGE_EVERY);
+            if due {
+                let started = Instant::now();
+                let entries = merge(conn)?;
+                self.last = Instant::now();
+                tracing::debug!(
+                    entries,
+                    ms = (self.last - started).as_millis() as u64,
+                    "merged into the per-webhook delivery index"
+                );
+            }
+            Ok(())
+        });
+        match done {
+            Ok(()) => self.failing = false,
+            Err(e) if !self.failing && !e.to_string().contains("no such table") => {
+                self.failing = true;
+                tracing::warn!(error = %e, "merging the per-webhook delivery index failed; listings scan a longer tail until it succeeds");
             }
             Err(_) => {}
         }

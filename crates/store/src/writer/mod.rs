@@ -190,8 +190,11 @@ impl From<rusqlite::Error> for StoreError {
 impl Writer {
     /// Opens the connection (the database file must exist, WAL mode already set) and starts the
     /// thread.
+    /// `index` is the per-webhook delivery index's file (`webhook_index`), which the checkpoint
+    /// thread merges into; the writer itself never touches it.
     pub(crate) fn start(
         path: &Path,
+        index: &Path,
         busy_timeout: std::time::Duration,
         shim: bool,
         keys: crate::Keys,
@@ -217,7 +220,7 @@ impl Writer {
             "wal_autocheckpoint",
             checkpoint::WRITER_BACKSTOP_FRAMES,
         )?;
-        let checkpointer = checkpoint::Checkpointer::start(path, busy_timeout)?;
+        let checkpointer = checkpoint::Checkpointer::start(path, index, busy_timeout)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tidings-writer".into())
