@@ -2,16 +2,16 @@
 //! one dedicated thread that owns a SQLite connection (rusqlite), instead of one cross-thread
 //! round trip per statement through sqlx's worker.
 //!
-//! The thread takes whatever work is waiting (up to [`MAX_WORK`] items) and runs it in one
-//! transaction. The items run straight in the transaction; if one fails, the transaction is
-//! rolled back and run again with each item in its own savepoint, so the failing item is rolled
-//! back alone and gets its error (savepoints on every item cost a statement journal each; a
-//! failure is rare). The transaction commits with `synchronous = FULL` (fsync before anyone is
-//! answered) whenever it holds a publish, and with `NORMAL` otherwise: a lost claim or attempt record only
-//! repeats a delivery, and in WAL mode the next FULL commit makes those frames durable too.
-//! Nobody is answered before the commit. The logic and the SQL are those of `queue.rs`, shared
-//! with the PostgreSQL backend. The connection opens through the `tidings-wal` VFS
-//! (`tidings_walvfs`, ADR 0008), which writes each commit's log frames in one call.
+//! Each item runs in a transaction of its own, in the order the items arrive. The items come
+//! batched already, each by its own stream: a publish is the publisher's group commit
+//! (`publisher.rs`), a completion the worker's recorder's batch, a claim the worker's, so
+//! there is one group commit per stream and none on top of them here. A publish commits with
+//! `synchronous = FULL` (fsync before anyone is answered), everything else with `NORMAL`: a
+//! lost claim or attempt record only repeats a delivery, and in WAL mode the next FULL commit
+//! makes those frames durable too. An item that fails is rolled back whole and gets its error.
+//! The logic and the SQL are those of `queue.rs`, shared with the PostgreSQL backend. With the
+//! shims on, the connection opens through the `tidings-wal` VFS (`tidings_walvfs`, ADR 0008),
+//! which writes each commit's log frames in one call.
 
 mod checkpoint;
 pub(crate) mod gate;
@@ -29,9 +29,6 @@ use tokio::sync::oneshot;
 
 use crate::handoff::Offer;
 use crate::{Completion, DisabledWebhook, Job, PublishRequest, Published, Result, StoreError};
-
-/// Work items in one transaction at most.
-const MAX_WORK: usize = 64;
 
 /// The writer's SQLite page cache, in KiB. What it reads again and again is cached above SQLite
 /// (`cache`), so its pages are mostly the ones it writes: the right edges of the tables and
@@ -73,7 +70,7 @@ enum Work {
     },
 }
 
-/// What an item produced, answered once the transaction committed.
+/// What an item produced, answered once its transaction ended.
 enum Output {
     Publish(Result<(Published, Vec<Job>)>),
     Claim(Result<Vec<Job>>),
@@ -90,25 +87,14 @@ impl Output {
             Self::Release(r) => r.is_ok(),
         }
     }
-
-    /// The same item, failed with `e`.
-    fn failed(self, e: &str) -> Self {
-        let err = || StoreError::Embedded(e.to_string());
-        match self {
-            Self::Publish(_) => Self::Publish(Err(err())),
-            Self::Claim(_) => Self::Claim(Err(err())),
-            Self::Complete(_) => Self::Complete(Err(err())),
-            Self::Release(_) => Self::Release(Err(err())),
-        }
-    }
 }
 
 impl Work {
-    /// Runs the item's statements on `conn` (the open transaction or a savepoint of it).
-    fn perform(&self, conn: &Connection, cache: &mut ReadCache) -> Output {
+    /// Runs the item's statements on `conn`, in its open transaction.
+    fn perform(&mut self, conn: &Connection, cache: &mut ReadCache) -> Output {
         match self {
             Self::Publish(batch, offer, _) => {
-                Output::Publish(publish(conn, cache, batch, offer.clone()))
+                Output::Publish(publish(conn, cache, batch, offer.take()))
             }
             Self::Claim {
                 owner,
@@ -137,29 +123,14 @@ impl Work {
         }
     }
 
-    /// Answers with what the item produced; a failed commit turns every success into that
-    /// failure.
-    fn answer(self, out: Output, commit: Option<&str>) {
-        fn settle<T>(r: Result<T>, commit: Option<&str>) -> Result<T> {
-            match commit {
-                Some(e) => r.and(Err(StoreError::Embedded(e.to_string()))),
-                None => r,
-            }
-        }
+    /// Answers with what the item produced (after its transaction ended).
+    fn answer(self, out: Output) {
         // A caller that went away does not need its answer.
         let _ = match (self, out) {
-            (Self::Publish(_, _, tx), Output::Publish(r)) => {
-                tx.send(settle(r, commit)).map_err(drop)
-            }
-            (Self::Claim { reply, .. }, Output::Claim(r)) => {
-                reply.send(settle(r, commit)).map_err(drop)
-            }
-            (Self::Complete { reply, .. }, Output::Complete(r)) => {
-                reply.send(settle(r, commit)).map_err(drop)
-            }
-            (Self::Release { reply, .. }, Output::Release(r)) => {
-                reply.send(settle(r, commit)).map_err(drop)
-            }
+            (Self::Publish(_, _, tx), Output::Publish(r)) => tx.send(r).map_err(drop),
+            (Self::Claim { reply, .. }, Output::Claim(r)) => reply.send(r).map_err(drop),
+            (Self::Complete { reply, .. }, Output::Complete(r)) => reply.send(r).map_err(drop),
+            (Self::Release { reply, .. }, Output::Release(r)) => reply.send(r).map_err(drop),
             (w, _) => {
                 fail(w, "internal error: an item's output does not match it");
                 Ok(())
@@ -335,15 +306,8 @@ impl Writer {
 fn run(mut conn: Connection, rx: mpsc::Receiver<Work>, keys: crate::Keys, gate: &gate::Gate) {
     let mut durable_mode = true;
     let mut cache = ReadCache::new(keys);
-    while let Ok(first) = rx.recv() {
-        let mut work = vec![first];
-        while work.len() < MAX_WORK {
-            match rx.try_recv() {
-                Ok(w) => work.push(w),
-                Err(_) => break,
-            }
-        }
-        let durable = work.iter().any(|w| matches!(w, Work::Publish(..)));
+    while let Ok(mut work) = rx.recv() {
+        let durable = matches!(work, Work::Publish(..));
         if durable != durable_mode {
             let mode = if durable {
                 "PRAGMA synchronous = FULL"
@@ -353,22 +317,18 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Work>, keys: crate::Keys, gate: 
             // Before the switch counts as done, assume the stricter mode is not in force.
             durable_mode = false;
             if let Err(e) = run_cached(&conn, mode) {
-                let e = e.to_string();
-                for w in work {
-                    fail(w, &e);
-                }
+                fail(work, &e.to_string());
                 continue;
             }
             durable_mode = durable;
         }
         gate.give_way();
-        let (done, commit) = transaction(&mut conn, &mut cache, work);
-        let commit = commit.err().map(|e| e.to_string());
-        if let Some(e) = &commit {
-            tracing::error!(error = %e, "embedded store commit failed");
-        }
-        for (w, out) in done {
-            w.answer(out, commit.as_deref());
+        match transaction(&mut conn, &mut cache, &mut work) {
+            Ok(out) => work.answer(out),
+            Err(e) => {
+                tracing::error!(error = %e, "embedded store commit failed");
+                fail(work, &e.to_string());
+            }
         }
     }
 }
@@ -410,101 +370,33 @@ fn rollback(conn: &Connection) -> Ended {
     run_cached(conn, "ROLLBACK")
 }
 
-/// Runs the items in one transaction and commits. They run straight in the transaction first;
-/// only if one fails is everything rolled back and run again with each item in its own
-/// savepoint, so that the failing item loses alone (savepoints cost every item a statement
-/// journal, and failures are rare).
+/// Runs the item in a transaction of its own: commits it, or rolls back an item that failed
+/// (its output carries the error). `Err` is a transaction that could not begin or commit.
 fn transaction(
     conn: &mut Connection,
     cache: &mut ReadCache,
-    work: Vec<Work>,
-) -> (Vec<(Work, Output)>, Ended) {
-    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
-        return (failed_all(work, &e), Err(e));
-    }
-    let tx: &Connection = conn;
-    if cache.begin(tx).is_err() {
+    work: &mut Work,
+) -> std::result::Result<Output, rusqlite::Error> {
+    run_cached(conn, "BEGIN IMMEDIATE")?;
+    if cache.begin(conn).is_err() {
         // Whatever this transaction reads is current; the next one starts afresh.
         cache.invalidate();
     }
-    // Stops at the first failure, so the last output tells whether all succeeded.
-    let mut outputs = Vec::with_capacity(work.len());
-    for w in &work {
-        let out = w.perform(tx, cache);
-        let ok = out.is_ok();
-        outputs.push(out);
-        if !ok {
-            break;
-        }
-    }
-    if outputs.last().is_none_or(Output::is_ok) {
-        let commit = commit(tx);
-        if commit.is_err() {
-            cache.invalidate();
-        }
-        return (work.into_iter().zip(outputs).collect(), commit);
-    }
-    // One failed. Whatever the others produced is undone with the transaction (handed-off
-    // reservations are given back as their outputs drop), and so may be what the cache read.
-    cache.invalidate();
-    if work.len() == 1 {
-        let rolled = rollback(tx);
-        return (work.into_iter().zip(outputs).collect(), rolled);
-    }
-    drop(outputs);
-    if let Err(e) = rollback(tx) {
-        return (failed_all(work, &e), Err(e));
-    }
-    one_savepoint_each(conn, cache, work)
-}
-
-/// Every item in its own savepoint of one transaction: a failing item is rolled back alone.
-fn one_savepoint_each(
-    conn: &mut Connection,
-    cache: &mut ReadCache,
-    work: Vec<Work>,
-) -> (Vec<(Work, Output)>, Ended) {
-    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return (failed_all(work, &e), Err(e)),
+    let out = work.perform(conn, cache);
+    let ended = if out.is_ok() {
+        commit(conn)
+    } else {
+        rollback(conn)
     };
-    let mut done = Vec::with_capacity(work.len());
-    for w in work {
-        let mut sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => {
-                fail(w, &e.to_string());
-                continue;
-            }
-        };
-        let out = w.perform(&sp, cache);
-        // A savepoint that is not committed rolls back: the failed item leaves nothing behind
-        // (and the cache forgets what it may have read of it).
-        let kept = if out.is_ok() {
-            sp.commit()
-        } else {
-            cache.invalidate();
-            sp.rollback()
-        };
-        done.push(match kept {
-            Ok(()) => (w, out),
-            Err(e) => (w, out.failed(&e.to_string())),
-        });
-    }
-    let commit = tx.commit();
-    if commit.is_err() {
+    if !out.is_ok() || ended.is_err() {
+        // What the cache read may have been undone with the transaction.
         cache.invalidate();
     }
-    (done, commit)
-}
-
-/// Fails every item at once (nothing ran); returns nothing left to answer.
-fn failed_all(work: Vec<Work>, e: &rusqlite::Error) -> Vec<(Work, Output)> {
-    let msg = e.to_string();
-    for w in work {
-        fail(w, &msg);
+    match ended {
+        // The item's own error is the answer even if its rollback failed too.
+        Err(e) if out.is_ok() => Err(e),
+        _ => Ok(out),
     }
-    Vec::new()
 }
 
 #[cfg(test)]

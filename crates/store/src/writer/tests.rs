@@ -1,4 +1,4 @@
-use super::{Connection, ReadCache, Work, transaction};
+use super::Connection;
 use crate::StoreError;
 use crate::testing::{completion_recorded_twice_stores_one_attempt, request, store_with_webhooks};
 
@@ -67,8 +67,8 @@ async fn other_writes_get_their_turn_while_publishes_keep_the_writer_busy() {
     store.close().await;
 }
 
-/// Work items sharing the writer's transaction fail alone: a publish that breaks a
-/// constraint gets its error, the others commit.
+/// A publish that breaks a constraint gets its error and leaves nothing behind; one that
+/// arrives beside it commits.
 #[tokio::test]
 async fn a_failing_item_does_not_take_the_others_down() {
     let (_dir, store) = crate::testing::embedded().await;
@@ -88,43 +88,6 @@ async fn a_failing_item_does_not_take_the_others_down() {
         store.publish(vec![request("evt_late")]).await,
         Err(StoreError::Closed)
     ));
-}
-
-/// Items of one transaction: the failing one in the middle is rolled back alone after the
-/// replay, the ones before and after it commit, and each gets its own answer.
-#[tokio::test]
-async fn a_failure_mid_transaction_replays_the_others() {
-    let (dir, store) = crate::testing::embedded().await;
-    store.publish(vec![request("evt_taken")]).await.unwrap();
-    let mut conn = Connection::open(dir.path().join("tidings.db")).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .unwrap();
-    let mut answers = Vec::new();
-    let work = ["evt_before", "evt_taken", "evt_after"]
-        .map(|id| {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            answers.push(rx);
-            Work::Publish(vec![request(id)], None, tx)
-        })
-        .into_iter()
-        .collect();
-    let (done, commit) = transaction(&mut conn, &mut ReadCache::new(crate::testing::keys()), work);
-    commit.unwrap();
-    assert_eq!(done.len(), 3);
-    for (w, out) in done {
-        w.answer(out, None);
-    }
-    let mut answers = answers.into_iter();
-    let before = answers.next().unwrap().await.unwrap();
-    assert_eq!(before.unwrap().0.outcomes[0].id, "evt_before");
-    let taken = answers.next().unwrap().await.unwrap();
-    assert!(matches!(taken, Err(StoreError::Embedded(_))), "{taken:?}");
-    let after = answers.next().unwrap().await.unwrap();
-    assert_eq!(after.unwrap().0.outcomes[0].id, "evt_after");
-    assert!(store.event_get("evt_before").await.unwrap().is_some());
-    assert!(store.event_get("evt_after").await.unwrap().is_some());
-    drop(conn);
-    store.close().await;
 }
 
 /// An event's deliveries are found through the range of ids it keeps (migration 0009):
