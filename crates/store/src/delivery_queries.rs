@@ -1,7 +1,7 @@
 // The SQL of the delivery log and its upkeep: listing deliveries, attempts and events, a
 // retry or a replay asked through the API, and retention. Compiled once per backend like
 // `queries.rs`, into the same `SqlStore`; the queue's hot path (publish, claim, complete) is
-// in `queue.rs`, `writer/` and `queue_sqlx.rs`.
+// in `queue_rules.rs`, `writer/` and `queue_sqlx.rs`.
 
 const DELIVERY_COLS: &str = "id, event_id, webhook_id, workspace_id, state, attempts, next_attempt_at, last_status, last_outcome, created_at, updated_at";
 

@@ -19,7 +19,7 @@ use tidings_core::event::Event;
 use tidings_core::fasthash::HashMap;
 
 use crate::Job;
-use crate::queue::{Claimed, Planned};
+use crate::queue_rules::{Claimed, Planned};
 
 /// What the worker can take of the next publish.
 #[derive(Debug, Clone, Default)]

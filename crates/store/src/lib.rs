@@ -9,14 +9,14 @@
 //! The store also holds the durable delivery queue: deliveries are claimed with a lease
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several nodes can share one database), and
 //! [`publisher::Publisher`] batches publishes into group commits. The queue's hot path (publish,
-//! claim, complete, release) shares its logic in `queue.rs` and runs per backend: on the
+//! claim, complete, release) shares its logic in `queue_rules.rs` and runs per backend: on the
 //! embedded store's writer thread (`writer/`, rusqlite, one transaction per batch of work),
 //! and through sqlx with array parameters on PostgreSQL (`queue_sqlx.rs`).
 #![forbid(unsafe_code)]
 
 pub mod handoff;
 pub mod publisher;
-mod queue;
+mod queue_rules;
 mod records;
 mod sealing;
 mod webhook_index;

@@ -1,10 +1,10 @@
 // The SQL of the store, compiled once per backend (see `lib.rs`): `Db` is the sqlx database
 // type and `DbRow` its row. Placeholders are `$N`, which both SQLite and PostgreSQL accept. The
-// delivery queue's hot path is not here: see `queue.rs` (shared logic), `writer/`
+// delivery queue's hot path is not here: see `queue_rules.rs` (shared logic), `writer/`
 // (embedded) and `queue_sqlx.rs` (PostgreSQL).
 
 use sqlx::Row;
-use crate::queue::{Cols, EVENT_COLS, WEBHOOK_COLS};
+use crate::queue_rules::{Cols, EVENT_COLS, WEBHOOK_COLS};
 
 const WORKSPACE_COLS: &str = "id, name, kind, parent_id, plan, integration_enabled, notifications_enabled, branches, business_units, fields, created_at";
 const CLIENT_COLS: &str = "client_id, workspace_id, name, secret_hash, generation, created_at, regenerated_at";
@@ -61,11 +61,11 @@ impl Cols for DbRow {
 }
 
 fn webhook_from_row(row: &DbRow, keys: &tidings_core::seal::Keyring) -> Result<Webhook> {
-    crate::queue::webhook_from(row, keys)
+    crate::queue_rules::webhook_from(row, keys)
 }
 
 fn event_from_row(row: &DbRow) -> Result<Event> {
-    crate::queue::event_from(row)
+    crate::queue_rules::event_from(row)
 }
 
 /// Splits a `limit + 1` result into a page and the next cursor (the last item's key).

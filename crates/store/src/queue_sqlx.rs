@@ -1,6 +1,6 @@
 // The delivery queue's hot path on PostgreSQL (the embedded store runs the same logic on its
 // writer thread, `writer/`). Included by the backend module after `queries.rs`; the logic is
-// in `queue.rs`. The statements pass lists as arrays (`= ANY($n)`, `UNNEST`), so each has one
+// in `queue_rules.rs`. The statements pass lists as arrays (`= ANY($n)`, `UNNEST`), so each has one
 // fixed text: parsed and planned once per connection, whatever the batch size.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tidings_core::fasthash::HashMap;
 
 use crate::handoff::{Handoff, Leases};
-use crate::queue::{self, Claimed, Earlier, MatchRow};
+use crate::queue_rules::{self, Claimed, Earlier, MatchRow};
 
 const EARLIER: &str = "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key = ANY($1)";
 /// The matching webhooks with all their columns and the event type's `statusPath`: a publish
@@ -18,7 +18,7 @@ static MATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         "SELECT w.apply_to_all_descendants, w.branches, w.business_units, {}, et.status_path FROM webhook_triggers t \
          JOIN webhooks w ON w.id = t.webhook_id LEFT JOIN event_types et ON et.name = t.event_type \
          WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id = ANY($2) ORDER BY w.id",
-        *queue::WEBHOOK_COLS_OF_W
+        *queue_rules::WEBHOOK_COLS_OF_W
     )
 });
 const FREE_KEYS: &str = "UPDATE events SET idempotency_key = NULL WHERE id = ANY($1)";
@@ -61,7 +61,7 @@ impl SqlStore {
         // What the worker can take, asked before the transaction: nothing in it calls out.
         let offer = handoff.as_ref().and_then(|h| h.offer());
         let mut tx = self.write.begin().await?;
-        let keys = queue::idempotency_keys(batch);
+        let keys = queue_rules::idempotency_keys(batch);
         let mut earlier: HashMap<String, Earlier> = HashMap::default();
         if !keys.is_empty() {
             for row in sqlx::query(EARLIER).bind(&keys).fetch_all(&mut *tx).await? {
@@ -71,30 +71,30 @@ impl SqlStore {
                 );
             }
         }
-        let mut matches: queue::Matches<'_> = HashMap::default();
+        let mut matches: queue_rules::Matches<'_> = HashMap::default();
         let mut webhooks: HashMap<String, Arc<Webhook>> = HashMap::default();
         let mut status_paths: HashMap<String, Option<String>> = HashMap::default();
-        for key in queue::match_keys(batch) {
+        for key in queue_rules::match_keys(batch) {
             let rows = sqlx::query(sqlx::AssertSqlSafe(MATCH.as_str())).bind(key.0).bind(key.1).fetch_all(&mut *tx).await?;
             let mut matched = Vec::with_capacity(rows.len());
             for row in &rows {
                 matched.push(MatchRow::from(row)?);
-                let w = queue::webhook_from(row, &self.keys.get())?;
+                let w = queue_rules::webhook_from(row, &self.keys.get())?;
                 webhooks.insert(w.id.clone(), Arc::new(w));
                 status_paths.insert(key.0.to_string(), row.try_get("status_path")?);
             }
             matches.insert(key, matched.into());
         }
-        let plan = queue::plan_publish(batch, &earlier, &matches)?;
+        let plan = queue_rules::plan_publish(batch, &earlier, &matches)?;
         let res = Leases::new(offer, plan.deliveries.iter().map(|d| d.2));
         if !plan.stale_keys.is_empty() {
             sqlx::query(FREE_KEYS).bind(&plan.stale_keys).execute(&mut *tx).await?;
         }
         if !plan.events.is_empty() {
-            let values: Vec<queue::EventValues<'_>> = plan.events.iter().map(|(e, t, s, _)| queue::event_values(e, *t, *s)).collect();
+            let values: Vec<queue_rules::EventValues<'_>> = plan.events.iter().map(|(e, t, s, _)| queue_rules::event_values(e, *t, *s)).collect();
             let text = |f: fn(&Event) -> &str| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
             let opt = |f: fn(&Event) -> Option<&str>| values.iter().map(|v| f(v.e)).collect::<Vec<_>>();
-            let int = |f: fn(&queue::EventValues<'_>) -> i64| values.iter().map(f).collect::<Vec<_>>();
+            let int = |f: fn(&queue_rules::EventValues<'_>) -> i64| values.iter().map(f).collect::<Vec<_>>();
             // Deliveries only come from new events: with none, both lists are empty.
             let d = &plan.deliveries;
             let leases: Vec<(Option<&str>, i64)> = d.iter().enumerate().map(|(i, (_, e, _))| res.lease(i, e.created_at)).collect();
@@ -182,9 +182,9 @@ impl SqlStore {
         let mut events: HashMap<String, Arc<Event>> = HashMap::default();
         // The event type's statusPath comes along (no separate query).
         let mut status_paths: HashMap<String, Option<String>> = HashMap::default();
-        let sql = format!("SELECT {}, t.status_path AS e_status_path FROM events e LEFT JOIN event_types t ON t.name = e.type WHERE e.id = ANY($1)", queue::EVENT_COLS);
+        let sql = format!("SELECT {}, t.status_path AS e_status_path FROM events e LEFT JOIN event_types t ON t.name = e.type WHERE e.id = ANY($1)", queue_rules::EVENT_COLS);
         for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
-            let e = queue::event_from(&row)?;
+            let e = queue_rules::event_from(&row)?;
             status_paths.insert(e.kind.clone(), row.try_get("e_status_path")?);
             events.insert(e.id.clone(), Arc::new(e));
         }
@@ -199,23 +199,23 @@ impl SqlStore {
         ids.sort_unstable();
         ids.dedup();
         if !ids.is_empty() {
-            let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue::WEBHOOK_COLS);
+            let sql = format!("SELECT {} FROM webhooks WHERE id = ANY($1)", queue_rules::WEBHOOK_COLS);
             for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut **tx).await? {
-                let w = queue::webhook_from(&row, &self.keys.get())?;
+                let w = queue_rules::webhook_from(&row, &self.keys.get())?;
                 webhooks.insert(w.id.clone(), Arc::new(w));
             }
         }
-        let wanted: Vec<&str> = queue::wanted_fields(claimed, events, &webhooks).into_iter().collect();
+        let wanted: Vec<&str> = queue_rules::wanted_fields(claimed, events, &webhooks).into_iter().collect();
         let mut fields: HashMap<String, String> = HashMap::default();
         if !wanted.is_empty() {
             for row in sqlx::query("SELECT id, fields FROM workspaces WHERE id = ANY($1)").bind(&wanted).fetch_all(&mut **tx).await? {
                 fields.insert(row.try_get("id")?, row.try_get("fields")?);
             }
         }
-        let (jobs, gone) = queue::assemble_jobs(claimed, events, &webhooks, status_paths, &fields);
+        let (jobs, gone) = queue_rules::assemble_jobs(claimed, events, &webhooks, status_paths, &fields);
         // The webhook was deleted after the delivery was queued: nothing to send.
         for id in gone {
-            sqlx::query(queue::CANCEL_CLAIMED).bind(id).bind(now).execute(&mut **tx).await?;
+            sqlx::query(queue_rules::CANCEL_CLAIMED).bind(id).bind(now).execute(&mut **tx).await?;
         }
         Ok(jobs)
     }
@@ -226,7 +226,7 @@ impl SqlStore {
         let attempts: Vec<&AttemptRecord> = completions.iter().filter_map(|c| c.attempt.as_ref()).collect();
         let text = |f: fn(&AttemptRecord) -> &str| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
         let int = |f: fn(&AttemptRecord) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
-        let rows: Vec<_> = completions.iter().map(|c| (c, queue::next_row(c, now))).collect();
+        let rows: Vec<_> = completions.iter().map(|c| (c, queue_rules::next_row(c, now))).collect();
         sqlx::query(RECORD_ATTEMPTS)
             .bind(now)
             .bind(owner)
@@ -249,13 +249,13 @@ impl SqlStore {
             .bind(attempts.iter().map(|a| a.error.as_deref()).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
-        let health = queue::health(completions);
+        let health = queue_rules::health(completions);
         for (webhook_id, ok) in &health {
-            let sql = if *ok { queue::HEALTH_OK } else { queue::HEALTH_FAILING };
+            let sql = if *ok { queue_rules::HEALTH_OK } else { queue_rules::HEALTH_FAILING };
             sqlx::query(sql).bind(*webhook_id).bind(now).execute(&mut **tx).await?;
         }
         let mut disabled = Vec::new();
-        for (webhook_id, sql, reason) in queue::to_disable(completions, &health) {
+        for (webhook_id, sql, reason) in queue_rules::to_disable(completions, &health) {
             let row = sqlx::query(sql).bind(webhook_id).bind(disable_failing_since).bind(&reason).bind(now).fetch_optional(&mut **tx).await?;
             if let Some(row) = row {
                 let spec: WebhookSpec = parse_json("webhook spec", &row.try_get::<String, _>("spec")?)?;

@@ -9,7 +9,7 @@
 //! `synchronous = FULL` (fsync before anyone is answered), everything else with `NORMAL`: a
 //! lost claim or attempt record only repeats a delivery, and in WAL mode the next FULL commit
 //! makes those frames durable too. An item that fails is rolled back whole and gets its error.
-//! The logic and the SQL are those of `queue.rs`, shared with the PostgreSQL backend. With the
+//! The logic and the SQL are those of `queue_rules.rs`, shared with the PostgreSQL backend. With the
 //! shims on, the connection opens through the `tidings-wal` VFS (`tidings_walvfs`, ADR 0008),
 //! which writes each commit's log frames in one call.
 

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use tidings_core::fasthash::HashMap;
 use tidings_core::webhook::Webhook;
 
-use crate::queue::{MatchRow, SUCCESS_RESOLUTION_MS};
+use crate::queue_rules::{MatchRow, SUCCESS_RESOLUTION_MS};
 use crate::{Keys, Result};
 
 /// Entries (of each map) above which the cache starts over at the next transaction: this bounds

@@ -1,6 +1,6 @@
 //! The queue's statements as the writer thread runs them: rusqlite, statements prepared once
 //! and cached, `$N` parameters bound by name (the hot ones rewritten to `?N` and bound by
-//! number). The decisions are `queue.rs`'s, shared with PostgreSQL.
+//! number). The decisions are `queue_rules.rs`'s, shared with PostgreSQL.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use tidings_core::webhook::WebhookSpec;
 
 use super::read_cache::ReadCache;
 use crate::handoff::{Leases, Offer};
-use crate::queue::{self, Claimed, Cols, Earlier, MatchRow};
+use crate::queue_rules::{self, Claimed, Cols, Earlier, MatchRow};
 use crate::{
     Completion, DisabledWebhook, Job, PublishRequest, Published, Result, StoreError, parse_json,
 };
@@ -65,22 +65,22 @@ struct Hot {
 static HOT: std::sync::LazyLock<Hot> = std::sync::LazyLock::new(|| Hot {
     insert_event: positional(&format!(
         "{}VALUES {}",
-        queue::EVENT_INSERT,
-        queue::placeholders(0, 1, 16)
+        queue_rules::EVENT_INSERT,
+        queue_rules::placeholders(0, 1, 16)
     )),
     insert_delivery: positional(&format!(
         "{}VALUES {}",
-        queue::DELIVERY_INSERT,
-        queue::placeholders(0, 1, 10)
+        queue_rules::DELIVERY_INSERT,
+        queue_rules::placeholders(0, 1, 10)
     )),
     insert_attempt: positional(&format!(
         "{}VALUES {} ON CONFLICT (delivery_id, attempt_no, id) DO NOTHING",
-        queue::ATTEMPT_INSERT,
-        queue::placeholders(0, 1, 11)
+        queue_rules::ATTEMPT_INSERT,
+        queue_rules::placeholders(0, 1, 11)
     )),
-    delivery_update: positional(queue::DELIVERY_UPDATE),
-    health_ok: positional(queue::HEALTH_OK),
-    health_failing: positional(queue::HEALTH_FAILING),
+    delivery_update: positional(queue_rules::DELIVERY_UPDATE),
+    health_ok: positional(queue_rules::HEALTH_OK),
+    health_failing: positional(queue_rules::HEALTH_FAILING),
 });
 
 /// Binds `args` to the statement's parameters: `?N` takes `args[N - 1]` (see [`positional`]),
@@ -172,12 +172,12 @@ fn read_matches(
     let sql = format!(
         "SELECT w.apply_to_all_descendants, w.branches, w.business_units, {} FROM webhook_triggers t \
          JOIN webhooks w ON w.id = t.webhook_id WHERE t.event_type = $1 AND w.status = 'enabled' AND t.workspace_id IN ({}) ORDER BY w.id",
-        *queue::WEBHOOK_COLS_OF_W,
-        queue::in_list(1, chain.len())
+        *queue_rules::WEBHOOK_COLS_OF_W,
+        queue_rules::in_list(1, chain.len())
     );
     let keys = cache.keyring();
     let rows = query(conn, &sql, &args, |r| {
-        Ok((MatchRow::from(r)?, queue::webhook_from(r, &keys)?))
+        Ok((MatchRow::from(r)?, queue_rules::webhook_from(r, &keys)?))
     })?;
     let mut matched = Vec::with_capacity(rows.len());
     for (m, w) in rows {
@@ -191,13 +191,13 @@ fn read_matches(
 
 /// The events already published under the batch's idempotency keys.
 fn read_earlier(conn: &Connection, batch: &[PublishRequest]) -> Result<HashMap<String, Earlier>> {
-    let keys = queue::idempotency_keys(batch);
+    let keys = queue_rules::idempotency_keys(batch);
     let mut earlier: HashMap<String, Earlier> = HashMap::default();
     if !keys.is_empty() {
         let args = refs(&keys);
         let sql = format!(
             "SELECT idempotency_key, id, deliveries, suppressed, created_at FROM events WHERE idempotency_key IN ({})",
-            queue::in_list(0, args.len())
+            queue_rules::in_list(0, args.len())
         );
         for (key, x) in query(conn, &sql, &args, |r| {
             Ok((
@@ -218,13 +218,17 @@ fn read_earlier(conn: &Connection, batch: &[PublishRequest]) -> Result<HashMap<S
 
 /// Inserts the plan's events and deliveries; a delivery the offer had room for is leased to this
 /// node already.
-fn insert_planned(conn: &Connection, plan: &queue::PublishPlan<'_>, res: &Leases) -> Result<()> {
+fn insert_planned(
+    conn: &Connection,
+    plan: &queue_rules::PublishPlan<'_>,
+    res: &Leases,
+) -> Result<()> {
     // One cached single-row statement per table: without a thread hop per statement, rows are
     // cheapest one at a time.
     let mut insert_event = conn.prepare_cached(&HOT.insert_event)?;
     for (e, targets, suppressed, planned) in &plan.events {
-        let v = queue::event_values(e, *targets, *suppressed);
-        let (first, last) = queue::id_range(&plan.deliveries[planned.clone()]);
+        let v = queue_rules::event_values(e, *targets, *suppressed);
+        let (first, last) = queue_rules::id_range(&plan.deliveries[planned.clone()]);
         run(
             &mut insert_event,
             &[
@@ -281,20 +285,20 @@ pub(super) fn publish(
     offer: Option<Offer>,
 ) -> Result<(Published, Vec<Job>)> {
     let earlier = read_earlier(conn, batch)?;
-    let mut matches: queue::Matches<'_> = HashMap::default();
-    for key in queue::match_keys(batch) {
+    let mut matches: queue_rules::Matches<'_> = HashMap::default();
+    for key in queue_rules::match_keys(batch) {
         let rows = match cache.matches(key.0, key.1) {
             Some(rows) => Arc::clone(rows),
             None => read_matches(conn, cache, key.0, key.1)?,
         };
         matches.insert(key, rows);
     }
-    let plan = queue::plan_publish(batch, &earlier, &matches)?;
+    let plan = queue_rules::plan_publish(batch, &earlier, &matches)?;
     let res = Leases::new(offer, plan.deliveries.iter().map(|d| d.2));
     if !plan.stale_keys.is_empty() {
         let sql = format!(
             "UPDATE events SET idempotency_key = NULL WHERE id IN ({})",
-            queue::in_list(0, plan.stale_keys.len())
+            queue_rules::in_list(0, plan.stale_keys.len())
         );
         let args: Vec<&dyn ToSql> = plan.stale_keys.iter().map(|s| s as &dyn ToSql).collect();
         execute(conn, &sql, &args)?;
@@ -316,7 +320,7 @@ pub(super) fn publish(
 
 /// `prefix` + `n` placeholders + `)`.
 fn by_ids(prefix: &str, n: usize) -> String {
-    format!("{prefix}{})", queue::in_list(0, n))
+    format!("{prefix}{})", queue_rules::in_list(0, n))
 }
 
 pub(super) fn claim(
@@ -330,7 +334,7 @@ pub(super) fn claim(
 ) -> Result<Vec<Job>> {
     let mut excluded: Vec<&dyn ToSql> = exclude.iter().map(|w| w as &dyn ToSql).collect();
     pad(&mut excluded);
-    let sql = queue::claim_sql(excluded.len());
+    let sql = queue_rules::claim_sql(excluded.len());
     let mut args: Vec<&dyn ToSql> = vec![&owner, &lease_until, &now, &limit];
     args.extend(excluded);
     let claimed: Vec<Claimed> = query(conn, &sql, &args, |r| {
@@ -347,11 +351,14 @@ pub(super) fn claim(
     let event_ids: HashSet<&str> = claimed.iter().map(|c| c.2.as_str()).collect();
     let args = refs(&event_ids);
     let sql = by_ids(
-        &format!("SELECT {} FROM events e WHERE e.id IN (", queue::EVENT_COLS),
+        &format!(
+            "SELECT {} FROM events e WHERE e.id IN (",
+            queue_rules::EVENT_COLS
+        ),
         args.len(),
     );
     let events: HashMap<String, Arc<Event>> = query(conn, &sql, &args, |r| {
-        queue::event_from(r).map(|e| (e.id.clone(), Arc::new(e)))
+        queue_rules::event_from(r).map(|e| (e.id.clone(), Arc::new(e)))
     })?
     .into_iter()
     .collect();
@@ -375,18 +382,21 @@ fn jobs_for(
     if !missing.is_empty() {
         let args = refs(&missing);
         let sql = by_ids(
-            &format!("SELECT {} FROM webhooks WHERE id IN (", queue::WEBHOOK_COLS),
+            &format!(
+                "SELECT {} FROM webhooks WHERE id IN (",
+                queue_rules::WEBHOOK_COLS
+            ),
             args.len(),
         );
         let keys = cache.keyring();
-        for w in query(conn, &sql, &args, |r| queue::webhook_from(r, &keys))? {
+        for w in query(conn, &sql, &args, |r| queue_rules::webhook_from(r, &keys))? {
             cache.put_webhook(Arc::new(w));
         }
     }
     let status_paths = match cache.status_paths() {
         Some(paths) => Arc::clone(paths),
         None => {
-            let paths = query(conn, queue::STATUS_PATHS, &[], |r| {
+            let paths = query(conn, queue_rules::STATUS_PATHS, &[], |r| {
                 Ok((r.text("name")?, r.opt_text("status_path")?))
             })?
             .into_iter()
@@ -394,7 +404,7 @@ fn jobs_for(
             cache.put_status_paths(paths)
         }
     };
-    let wanted: HashSet<&str> = queue::wanted_fields(claimed, events, cache.webhooks())
+    let wanted: HashSet<&str> = queue_rules::wanted_fields(claimed, events, cache.webhooks())
         .into_iter()
         .filter(|id| !cache.fields().contains_key(*id))
         .collect();
@@ -410,7 +420,7 @@ fn jobs_for(
             cache.put_fields(id, fields);
         }
     }
-    let (jobs, gone) = queue::assemble_jobs(
+    let (jobs, gone) = queue_rules::assemble_jobs(
         claimed,
         events,
         cache.webhooks(),
@@ -419,7 +429,7 @@ fn jobs_for(
     );
     // The webhook was deleted after the delivery was queued: nothing to send.
     for id in gone {
-        execute(conn, queue::CANCEL_CLAIMED, &[&id, &now])?;
+        execute(conn, queue_rules::CANCEL_CLAIMED, &[&id, &now])?;
     }
     Ok(jobs)
 }
@@ -453,7 +463,7 @@ pub(super) fn complete(
                 ],
             )?;
         }
-        let (state, next_at, status, outcome) = queue::next_row(c, now);
+        let (state, next_at, status, outcome) = queue_rules::next_row(c, now);
         run(
             &mut delivery_update,
             &[
@@ -469,7 +479,7 @@ pub(super) fn complete(
         )?;
     }
     drop((insert_attempt, delivery_update));
-    let health = queue::health(completions);
+    let health = queue_rules::health(completions);
     for (webhook_id, ok) in &health {
         if !*ok {
             cache.forget_success(webhook_id);
@@ -481,7 +491,7 @@ pub(super) fn complete(
         }
     }
     let mut disabled = Vec::new();
-    for (webhook_id, sql, reason) in queue::to_disable(completions, &health) {
+    for (webhook_id, sql, reason) in queue_rules::to_disable(completions, &health) {
         let rows = query(conn, sql, &[&webhook_id, &cutoff, &reason, &now], |r| {
             Ok((r.text("id")?, r.text("workspace_id")?, r.text("spec")?))
         })?;
@@ -508,7 +518,11 @@ pub(super) fn release(conn: &Connection, owner: &str, ids: &[String], at: i64) -
     }
     let mut listed: Vec<&dyn ToSql> = ids.iter().map(|i| i as &dyn ToSql).collect();
     pad(&mut listed);
-    let sql = format!("{}{})", queue::RELEASE, queue::in_list(2, listed.len()));
+    let sql = format!(
+        "{}{})",
+        queue_rules::RELEASE,
+        queue_rules::in_list(2, listed.len())
+    );
     let mut args: Vec<&dyn ToSql> = vec![&owner, &at];
     args.extend(listed);
     execute(conn, &sql, &args)?;
