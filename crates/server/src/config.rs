@@ -217,7 +217,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub db_max_connections: u32,
     pub publish_batch: usize,
-    /// The embedded store's SQLite shims (WAL gathering, page cache); off = SQLite as shipped.
+    /// The embedded store's SQLite shim (WAL gathering); off = SQLite as shipped.
     pub sqlite_shims: bool,
     /// Workspace of Tidings' operational events.
     pub operational_workspace: String,

@@ -70,7 +70,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub enum Backend {
     /// The embedded store in this directory (created if missing). `shims`: the writer's WAL
-    /// gathering and the page-cache wrapper of `tidings_walvfs`; off, SQLite runs as shipped.
+    /// gathering (`tidings_walvfs`); off, SQLite runs as shipped.
     Sqlite { data_dir: PathBuf, shims: bool },
     /// A PostgreSQL URL (`postgres://…`); credentials in it are never logged.
     Postgres { url: String, max_connections: u32 },
@@ -443,12 +443,6 @@ pub mod sqlite {
             if file.exists() {
                 private_file(&file)?;
             }
-        }
-        // Before the first connection of this process (see `tidings_walvfs::pcache`).
-        if shims && !tidings_walvfs::pcache::install() {
-            tracing::debug!(
-                "SQLite was in use before the store opened: its page cache runs unwrapped"
-            );
         }
         // Before any connection attaches it (see `webhook_index`).
         let index = crate::webhook_index::prepare(data_dir, &database)?;

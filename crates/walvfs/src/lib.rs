@@ -23,12 +23,8 @@
 //! Register once with [`register`] and open the connection that writes with
 //! `rusqlite::Connection::open_with_flags_and_vfs(path, flags, NAME)`; readers may use the
 //! default VFS, they share the same files and locks.
-//!
-//! The crate also holds [`pcache`]: SQLite's default page cache, wrapped so that the temporary
-//! page number of a b-tree split does not make every commit walk the whole cache (ADR 0011).
 
 mod file;
-pub mod pcache;
 
 use std::ffi::{CStr, c_char, c_int};
 use std::ptr;

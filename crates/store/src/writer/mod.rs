@@ -34,9 +34,8 @@ use crate::{Completion, DisabledWebhook, Job, PublishRequest, Published, Result,
 /// (`cache`), so its pages are mostly the ones it writes: the right edges of the tables and
 /// indexes. It became this small when SQLite still walked the whole page cache after most b-tree
 /// splits, and a cache four times larger cost ~20% more writer CPU per event
-/// (docs/perf-log/rounds-2026-11-24-to-12-05.md, seventh round); the walk is gone where
-/// `tidings_walvfs::pcache` is installed (ADR 0011), and the small cache still keeps the RSS of a
-/// large backlog down.
+/// (docs/perf-log/rounds-2026-11-24-to-12-05.md, seventh round); the small cache also keeps the
+/// RSS of a large backlog down.
 const WRITER_CACHE_KIB: i64 = 8_000;
 
 type Reply<T> = oneshot::Sender<Result<T>>;

@@ -184,10 +184,6 @@ mod tests {
     /// in the middle of one must find the webhooks it was told are cached.
     #[test]
     fn the_bound_applies_between_transactions_only() {
-        // As the store does before its first connection (SQLite's page cache is set up once).
-        if crate::testing::shims_from_env() {
-            tidings_walvfs::pcache::install();
-        }
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         let mut cache = ReadCache::with_bound(crate::testing::keys(), 2);
         cache.begin(&conn).unwrap();

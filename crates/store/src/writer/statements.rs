@@ -552,10 +552,6 @@ mod tests {
     /// `?N` and `$N` take `args[N - 1]` whatever order they appear in.
     #[test]
     fn both_parameter_styles_bind_by_number() {
-        // As the store does before its first connection (SQLite's page cache is set up once).
-        if crate::testing::shims_from_env() {
-            tidings_walvfs::pcache::install();
-        }
         let conn = Connection::open_in_memory().unwrap();
         for sql in ["SELECT $2, $1, $2", "SELECT ?2, ?1, ?2"] {
             let mut st = conn.prepare(sql).unwrap();
