@@ -115,8 +115,8 @@ impl Store {
     }
 
     /// Publish commits the publisher keeps in flight at once. PostgreSQL overlaps concurrent
-    /// commits (one WAL flush for several); the embedded store has one writer, and its thread
-    /// already runs whatever waits in one transaction.
+    /// commits (one WAL flush for several); the embedded store has one writer thread, which
+    /// commits one batch at a time (ADR 0020).
     pub fn publish_lanes(&self) -> usize {
         match self {
             Self::Sqlite(_) => PUBLISH_LANES_SQLITE,
