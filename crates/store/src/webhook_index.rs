@@ -278,7 +278,12 @@ pub(crate) fn finish(dir: &Path, database: &Path) {
         }
         drop(conn);
         let clean = dir.join(CLEAN);
-        std::fs::File::create(&clean)
+        // The owner's only, like every file of the data directory.
+        crate::private_file(&clean)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&clean)
             .and_then(|mut f| {
                 use std::io::Write;
                 writeln!(f, "{newest}")?;

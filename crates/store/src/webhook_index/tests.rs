@@ -58,6 +58,15 @@ async fn the_index_is_reused_after_a_clean_shutdown_and_rebuilt_after_any_other(
         dir.path().join(CLEAN).exists(),
         "a clean shutdown leaves the marker"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(CLEAN))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the marker is its owner's only");
+    }
     Connection::open(dir.path().join(FILE))
         .unwrap()
         .execute(
